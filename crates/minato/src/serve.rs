@@ -1,0 +1,103 @@
+//! `minato serve`: open the store, bind, serve until SIGINT/SIGTERM, drain, exit 0.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use minato_registry::{OpenAccess, RegistryConfig, Tls};
+use minato_store::{Store, StoreOptions};
+
+use crate::config::Settings;
+
+/// Arguments of `minato serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with settings (keys are the flag names, e.g. `data-dir`).
+    #[arg(long, env = "MINATO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// Runs the server to completion.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let settings = args.settings.resolve(file)?;
+    let _log_guard = crate::logging::init(settings.log_format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(settings))
+}
+
+async fn serve(settings: crate::config::Resolved) -> anyhow::Result<()> {
+    let store = Arc::new(
+        Store::open(
+            &settings.data_dir,
+            StoreOptions {
+                upload_ttl: settings.upload_ttl,
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?,
+    );
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|(cert, key)| {
+            Tls {
+                cert: cert.clone(),
+                key: key.clone(),
+            }
+            .server_config()
+        })
+        .transpose()
+        .context("loading TLS certificate and key")?;
+    let config = RegistryConfig {
+        max_manifest_bytes: settings.max_manifest_bytes,
+        max_page: settings.page_size,
+        ..RegistryConfig::default()
+    };
+    let grace = config.shutdown_grace;
+    let router = minato_registry::build_router(store.clone(), config, Arc::new(OpenAccess));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let maintenance = minato_registry::spawn_maintenance(store, Duration::from_secs(600));
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        public_url = settings.public_url,
+        data_dir = %settings.data_dir.display(),
+        tls = settings.tls.is_some(),
+        "minato registry listening"
+    );
+    minato_registry::serve(listener, router, tls, grace, shutdown_signal()).await?;
+    maintenance.abort();
+    tracing::info!("minato stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
