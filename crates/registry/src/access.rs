@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::http::{HeaderMap, Method, Uri};
 use minato_oci::RepositoryName;
@@ -86,9 +86,12 @@ impl AccessDecision for OpenAccess {
     }
 }
 
+/// The one grant open access hands out, shared so the hot path allocates nothing for it.
+static OPEN_GRANT: LazyLock<Grant> = LazyLock::new(|| Grant(Arc::new(OpenAccess)));
+
 impl AccessControl for OpenAccess {
     fn check<'a>(&'a self, _: &'a AccessRequest<'a>) -> CheckFuture<'a> {
-        Box::pin(async { Ok(Grant(Arc::new(OpenAccess))) })
+        Box::pin(async { Ok(OPEN_GRANT.clone()) })
     }
 }
 

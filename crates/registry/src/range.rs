@@ -10,9 +10,9 @@ pub struct ByteRange {
 }
 
 impl ByteRange {
-    /// Number of bytes covered.
+    /// Number of bytes covered (saturating: `0-18446744073709551615` would overflow).
     pub fn len(&self) -> u64 {
-        self.end - self.start + 1
+        (self.end - self.start).saturating_add(1)
     }
 
     /// Whether the range covers nothing (never true for a parsed range).
@@ -140,5 +140,6 @@ mod tests {
         assert_eq!(parse_content_range("5-1"), None);
         assert_eq!(parse_content_range("x"), None);
         assert_eq!(parse_content_range("-1"), None);
+        assert_eq!(r(0, u64::MAX).unwrap().len(), u64::MAX);
     }
 }

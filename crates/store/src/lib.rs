@@ -10,10 +10,10 @@
 
 pub mod blobs;
 mod cache;
+mod locks;
 pub mod meta;
 mod schema;
 mod store;
-pub mod uploads;
 mod writer;
 
 pub use store::{

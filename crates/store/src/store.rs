@@ -12,8 +12,8 @@ use minato_oci::{Algorithm, Digest, DigestHasher, ParsedManifest, RepositoryName
 
 use crate::blobs::{BlobDir, remove_if_present};
 use crate::cache::{Caches, key};
+use crate::locks::KeyedLocks;
 use crate::meta::{Meta, PutManifestError, ReferrerRow};
-use crate::uploads::SessionLocks;
 use crate::writer::{StreamEnd, write_body};
 
 /// Tunables of the store.
@@ -146,7 +146,8 @@ pub struct Store {
     dir: BlobDir,
     meta: Meta,
     caches: Caches,
-    sessions: SessionLocks,
+    sessions: KeyedLocks,
+    digests: KeyedLocks,
     options: StoreOptions,
 }
 
@@ -171,7 +172,8 @@ impl Store {
             dir,
             meta,
             caches: Caches::new(options.manifest_cache_bytes, options.cache_entries),
-            sessions: SessionLocks::default(),
+            sessions: KeyedLocks::default(),
+            digests: KeyedLocks::default(),
             options,
         };
         store.remove_orphan_staging_files().await?;
@@ -327,6 +329,9 @@ impl Store {
         size: u64,
         upload_id: Option<&str>,
     ) -> Result<(), StoreError> {
+        // Held from the existence check in `BlobDir::commit` until the row is committed, so a
+        // collector taking the same lock sees either no file or file and row together.
+        let _digest = self.digests.lock(digest.as_str()).await;
         let (dir, target) = (self.dir.clone(), digest.clone());
         blocking(move || dir.commit(file, &staging, &target)).await?;
         self.meta
@@ -428,29 +433,47 @@ impl Store {
             return Err(StoreError::RangeMismatch { start, offset });
         }
         let path = self.dir.upload_path(id);
-        let file = blocking(move || {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)?;
+        let opened = blocking(move || {
+            let mut file = OpenOptions::new().write(true).open(path)?;
+            if file.metadata()?.len() < offset {
+                // Acknowledged bytes are gone (the machine lost power before they reached the
+                // disk): the session cannot produce a correct digest any more.
+                return Ok(None);
+            }
             // Bytes past the acknowledged offset come from a request that never completed.
             file.set_len(offset)?;
             file.seek(SeekFrom::Start(offset))?;
-            Ok(file)
+            Ok(Some(file))
         })
-        .await?;
+        .await;
+        let file = match opened {
+            Ok(Some(file)) => file,
+            Ok(None) => {
+                tracing::warn!(
+                    id,
+                    offset,
+                    "upload staging file shorter than acknowledged; discarding session"
+                );
+                self.discard_upload(id).await?;
+                return Err(StoreError::UploadUnknown);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.meta.delete_upload(id).await?;
+                return Err(StoreError::UploadUnknown);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let written = write_body(file, hasher, body, self.options.upload_idle_timeout).await?;
         let new_offset = offset + written.bytes;
-        let file = if written.bytes > 0 {
-            let file = blocking(move || written.file.sync_data().map(|()| written.file)).await?;
+        if written.bytes > 0 {
+            // Not fsynced here: a process crash keeps the bytes (page cache), and after a power
+            // loss a short file is detected above and the session discarded. The blob itself is
+            // fsynced before it becomes visible.
             self.meta
                 .advance_upload(id, new_offset as i64, &written.hasher.save_state())
                 .await?;
-            file
-        } else {
-            written.file
-        };
+        }
+        let file = written.file;
         Ok((file, written.hasher, new_offset, written.end))
     }
 
@@ -490,7 +513,6 @@ impl Store {
         }
         self.commit_blob(repository, file, staging, expected, size, Some(id))
             .await?;
-        self.sessions.forget(id);
         Ok(size)
     }
 
@@ -508,7 +530,6 @@ impl Store {
     async fn discard_upload(&self, id: &str) -> Result<(), StoreError> {
         self.meta.delete_upload(id).await?;
         remove_if_present(&self.dir.upload_path(id))?;
-        self.sessions.forget(id);
         Ok(())
     }
 
