@@ -14,7 +14,7 @@ pub const TOKEN_LENGTH: usize = 24;
 const PUNCTUATION: &[u8] = b"]{;)([}-_.+#<>:";
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-/// A fresh token: letters, digits and at least two punctuation characters.
+/// A fresh token: letters, digits and at least three punctuation characters.
 pub fn generate() -> String {
     let mut rng = rand::rng();
     loop {
@@ -27,7 +27,7 @@ pub fn generate() -> String {
                 }
             })
             .collect();
-        if token.bytes().filter(|b| PUNCTUATION.contains(b)).count() >= 2 {
+        if token.bytes().filter(|b| PUNCTUATION.contains(b)).count() >= 3 {
             return token;
         }
     }
@@ -59,7 +59,7 @@ mod tests {
         let b = generate();
         assert_ne!(a, b);
         assert_eq!(a.len(), TOKEN_LENGTH);
-        assert!(a.bytes().filter(|c| PUNCTUATION.contains(c)).count() >= 2);
+        assert!(a.bytes().filter(|c| PUNCTUATION.contains(c)).count() >= 3);
         assert!(
             a.bytes()
                 .all(|c| !c.is_ascii_whitespace() && c != b'"' && c != b'\'')

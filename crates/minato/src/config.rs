@@ -51,6 +51,16 @@ pub struct Settings {
     /// Default and largest page of tag and catalog listings [default: 1000].
     #[arg(long, env = "MINATO_PAGE_SIZE")]
     pub page_size: Option<usize>,
+    /// Serve without authentication: anyone may push, pull and delete. For local development
+    /// and tests only [default: false].
+    #[arg(long, env = "MINATO_NO_AUTH", num_args = 0..=1, default_missing_value = "true")]
+    pub no_auth: Option<bool>,
+    /// Namespace of the tenancy created on first start [default: generated].
+    #[arg(long, env = "MINATO_BOOTSTRAP_NAMESPACE")]
+    pub bootstrap_namespace: Option<String>,
+    /// Lifetime of registry bearer tokens in seconds [default: 300].
+    #[arg(long, env = "MINATO_TOKEN_LIFETIME_SECS")]
+    pub token_lifetime_secs: Option<u64>,
 }
 
 /// Settings with every default applied.
@@ -72,6 +82,12 @@ pub struct Resolved {
     pub upload_ttl: Duration,
     /// Listing page size.
     pub page_size: usize,
+    /// Whether authentication is off.
+    pub no_auth: bool,
+    /// Namespace for the first tenancy.
+    pub bootstrap_namespace: Option<String>,
+    /// Bearer token lifetime.
+    pub token_lifetime: Duration,
 }
 
 impl Settings {
@@ -122,6 +138,14 @@ impl Settings {
                     .unwrap_or(86_400),
             ),
             page_size: self.page_size.or(file.page_size).unwrap_or(1000).max(1),
+            no_auth: self.no_auth.or(file.no_auth).unwrap_or(false),
+            bootstrap_namespace: self.bootstrap_namespace.or(file.bootstrap_namespace),
+            token_lifetime: Duration::from_secs(
+                self.token_lifetime_secs
+                    .or(file.token_lifetime_secs)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
         })
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use minato_iam::audit::AuditLog;
+use minato_registry::auth::{Auth, AuthConfig, TenancyAccess};
 use minato_registry::{OpenAccess, RegistryConfig, Tls};
 use minato_store::{Store, StoreOptions};
 
@@ -66,7 +68,14 @@ async fn serve(settings: crate::config::Resolved) -> anyhow::Result<()> {
         ..RegistryConfig::default()
     };
     let grace = config.shutdown_grace;
-    let router = minato_registry::build_router(store.clone(), config, Arc::new(OpenAccess));
+    let router = if settings.no_auth {
+        tracing::warn!("authentication is disabled (--no-auth): anyone may push, pull and delete");
+        minato_registry::build_router(store.clone(), config, Arc::new(OpenAccess))
+    } else {
+        let auth = open_auth(&settings).await?;
+        minato_registry::build_router(store.clone(), config, Arc::new(TenancyAccess(auth.clone())))
+            .merge(minato_registry::tenancy_routes(auth))
+    };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -82,6 +91,33 @@ async fn serve(settings: crate::config::Resolved) -> anyhow::Result<()> {
     maintenance.abort();
     tracing::info!("minato stopped");
     Ok(())
+}
+
+/// Opens the identity directory, runs the first-start bootstrap, and builds the auth engine.
+async fn open_auth(settings: &crate::config::Resolved) -> anyhow::Result<Arc<Auth>> {
+    let (directory, tokens) = minato_iam::open(
+        &settings.data_dir,
+        settings.token_lifetime,
+        Duration::from_secs(24 * 3600),
+    )
+    .await
+    .context("opening the identity database")?;
+    let config = AuthConfig::for_public_url(&settings.public_url);
+    crate::bootstrap::run_if_empty(
+        &directory,
+        &settings.data_dir,
+        settings.bootstrap_namespace.as_deref(),
+        &config.service,
+    )
+    .await?;
+    let audit =
+        AuditLog::open(&settings.data_dir.join("audit.log")).context("opening the audit log")?;
+    Ok(Arc::new(Auth::new(
+        Arc::new(directory),
+        Arc::new(tokens),
+        Arc::new(audit),
+        config,
+    )))
 }
 
 async fn shutdown_signal() {

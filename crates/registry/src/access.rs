@@ -56,6 +56,8 @@ pub trait AccessDecision: Send + Sync {
     fn can_list(&self, repository: &str) -> bool;
     /// Whether a cross-repository mount from `repository` is permitted.
     fn can_mount_from(&self, repository: &RepositoryName) -> bool;
+    /// Whether tags of `repository` may only be set once (a push may not move them).
+    fn immutable_tags(&self, repository: &RepositoryName) -> bool;
 }
 
 /// The decision attached to an allowed request, available to handlers as an extension.
@@ -83,6 +85,10 @@ impl AccessDecision for OpenAccess {
 
     fn can_mount_from(&self, _: &RepositoryName) -> bool {
         true
+    }
+
+    fn immutable_tags(&self, _: &RepositoryName) -> bool {
+        false
     }
 }
 

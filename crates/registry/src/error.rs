@@ -30,6 +30,12 @@ pub enum Code {
     PaginationNumberInvalid,
     TagInvalid,
     Unknown,
+    /// Admin API: the named tenancy, user, group, token or policy does not exist.
+    NotFound,
+    /// Admin API: the thing to create exists already, or a limit is reached.
+    Conflict,
+    /// Admin API: a malformed name, statement or request body.
+    Invalid,
 }
 
 /// An error answer: status, one spec error, and extra headers (e.g. `WWW-Authenticate`).
@@ -169,6 +175,19 @@ impl From<StoreError> for ApiError {
                 format!("manifest references {digest}, which is not in this repository"),
             )
             .with_detail(serde_json::json!({"digest": digest})),
+            StoreError::TagImmutable(tag) => ApiError::new(
+                StatusCode::CONFLICT,
+                Code::Denied,
+                format!(
+                    "tag {tag:?} already exists and this repository's tags are immutable; push a new tag instead"
+                ),
+            ),
+            StoreError::UploadComplete { offset } => ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                Code::BlobUploadInvalid,
+                format!("the upload already holds all of its {offset} bytes; finish it with PUT"),
+            )
+            .with_header(header::RANGE, crate::headers::upload_range(offset)),
             StoreError::CorruptSession => ApiError::internal(&"corrupt upload session state"),
             StoreError::Io(e) => ApiError::internal(&e),
             StoreError::Database(e) => ApiError::internal(&e),

@@ -6,6 +6,8 @@
 //! errors in the spec's JSON shape ([`error`]).
 
 pub mod access;
+mod admin;
+pub mod auth;
 mod blob_body;
 pub mod error;
 mod handlers;
@@ -15,4 +17,4 @@ pub mod route;
 pub mod server;
 
 pub use access::{AccessControl, AccessDecision, OpenAccess};
-pub use server::{RegistryConfig, Tls, build_router, serve, spawn_maintenance};
+pub use server::{RegistryConfig, Tls, build_router, serve, spawn_maintenance, tenancy_routes};

@@ -65,7 +65,7 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// Builds the complete router: `/v2/` API, health endpoints, request logging.
+/// Builds the registry router: `/v2/` API behind `access`, and the health endpoints.
 pub fn build_router(
     store: Arc<Store>,
     config: RegistryConfig,
@@ -83,8 +83,20 @@ pub fn build_router(
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
         .fallback(|| async { ApiError::not_found(Code::Unsupported, "no such endpoint") })
-        .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The routes that only exist with tenancy authentication: the token endpoint and the admin
+/// API. Merge them into [`build_router`]'s router.
+pub fn tenancy_routes(auth: Arc<crate::auth::Auth>) -> Router {
+    Router::new()
+        .route(
+            "/20180419/docker/token",
+            get(crate::auth::token_endpoint::get_token)
+                .post(crate::auth::token_endpoint::post_token),
+        )
+        .with_state(auth.clone())
+        .merge(crate::admin::router(auth))
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -198,7 +210,7 @@ impl Tls {
 }
 
 /// Accepts connections until `shutdown` resolves, then lets in-flight requests finish (up to
-/// `grace`) and returns.
+/// `grace`) and returns. Every request is logged as one line.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -206,6 +218,7 @@ pub async fn serve(
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let router = router.layer(middleware::from_fn(log_request));
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());

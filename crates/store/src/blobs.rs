@@ -2,7 +2,7 @@
 //!
 //! Layout: `<root>/blobs/<algorithm>/<first two hex>/<hex>` for committed blobs and
 //! `<root>/uploads/<id>` for bytes still being received. A blob file is created only by an
-//! atomic rename of a fully written, fsynced and verified temp file, and is never modified
+//! atomic hard link of a fully written, fsynced and verified staging file, and is never modified
 //! afterwards, so readers may map it without locking.
 
 use std::fs::{self, File};
@@ -54,20 +54,26 @@ impl BlobDir {
 
     /// Makes a fully written and verified staging file the durable copy of `digest`.
     ///
-    /// The staging file is fsynced, renamed into place, and the parent directory fsynced so the
-    /// rename itself survives a crash. If the blob already exists the staging file is removed
-    /// instead (identical content by construction).
+    /// The staging file is fsynced, hard-linked into place, and the parent directory fsynced so
+    /// the link survives a crash. The staging path itself is left for the caller to remove once
+    /// the metadata row is committed. If the blob already exists nothing is done (identical
+    /// content by construction: every blob file was verified before it was linked, and a
+    /// linked file is never written again).
     pub fn commit(&self, staged: File, staged_path: &Path, digest: &Digest) -> io::Result<()> {
         let target = self.blob_path(digest);
         if target.exists() {
-            drop(staged);
-            return remove_if_present(staged_path);
+            return Ok(());
         }
         staged.sync_all()?;
         drop(staged);
         let parent = target.parent().expect("blob paths always have a parent");
         fs::create_dir_all(parent)?;
-        fs::rename(staged_path, &target)?;
+        // A link, not a rename: the staging file stays until the caller has committed the row
+        // that ends its session, so a crash in between leaves the session resumable.
+        match fs::hard_link(staged_path, &target) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            other => other?,
+        }
         File::open(parent)?.sync_all()
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Used for upload sessions (a PATCH racing a PUT on one session must not interleave writes to
 //! its staging file) and for blob digests (committing a blob and, later, collecting it must not
-//! interleave the file check, rename and row insert). Requests on different keys never wait
+//! interleave the file check, link and row insert). Requests on different keys never wait
 //! for each other.
 
 use std::collections::HashMap;

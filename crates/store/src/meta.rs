@@ -68,6 +68,9 @@ pub enum PutManifestError {
     /// A referenced blob or child manifest is not in the repository.
     #[error("manifest references unknown {0}")]
     MissingReference(String),
+    /// An immutable tag already points at another manifest.
+    #[error("tag {0:?} is immutable")]
+    TagImmutable(String),
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -291,9 +294,25 @@ impl Meta {
         content: &[u8],
         parsed: &ParsedManifest,
         tags: &[&str],
+        immutable_tags: bool,
     ) -> Result<(), PutManifestError> {
         let mut tx = self.write.begin().await?;
         let repository_id = ensure_repository(&mut tx, repository).await?;
+        if immutable_tags {
+            for tag in tags {
+                let current: Option<String> = sqlx::query_scalar(
+                    "SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+                     WHERE t.repository_id = ? AND t.name = ?",
+                )
+                .bind(repository_id)
+                .bind(tag)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if current.is_some_and(|d| d != digest) {
+                    return Err(PutManifestError::TagImmutable((*tag).to_owned()));
+                }
+            }
+        }
         for reference in &parsed.references {
             let (kind, child) = reference_parts(reference);
             let sql = if kind == BLOB_REFERENCE {

@@ -2,6 +2,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +70,16 @@ pub enum StoreError {
     /// A manifest references a blob or manifest missing from the repository.
     #[error("manifest references unknown {0}")]
     ManifestReferenceUnknown(String),
+    /// The push would move a tag of a repository whose tags are immutable.
+    #[error("tag {0:?} already exists and the repository's tags are immutable")]
+    TagImmutable(String),
+    /// The session's bytes are already committed as a blob (a crash hit between the blob file
+    /// and its row); it can only be finished, not extended.
+    #[error("upload already holds all of its {offset} bytes; finish it with PUT")]
+    UploadComplete {
+        /// Acknowledged bytes of the session.
+        offset: u64,
+    },
     /// An upload session's saved state is unusable.
     #[error("upload session state is corrupt")]
     CorruptSession,
@@ -129,6 +140,8 @@ pub struct PutManifest<'a> {
     pub parsed: &'a ParsedManifest,
     /// Tags to point at it.
     pub tags: &'a [&'a str],
+    /// Refuse to move a tag that already points at another manifest.
+    pub immutable_tags: bool,
 }
 
 /// Summary of a stored manifest for the caller (e.g. to emit `OCI-Subject`).
@@ -333,10 +346,14 @@ impl Store {
         // collector taking the same lock sees either no file or file and row together.
         let _digest = self.digests.lock(digest.as_str()).await;
         let (dir, target) = (self.dir.clone(), digest.clone());
-        blocking(move || dir.commit(file, &staging, &target)).await?;
+        let staged = staging.clone();
+        blocking(move || dir.commit(file, &staged, &target)).await?;
         self.meta
             .commit_blob(repository.as_str(), digest.as_str(), size as i64, upload_id)
             .await?;
+        // Only now: a crash before this point leaves a session row whose bytes still exist,
+        // after it a staging file without a session, removed at the next start.
+        remove_if_present(&staging)?;
         self.caches
             .blobs
             .insert(key(repository.as_str(), digest.as_str()), size);
@@ -435,20 +452,32 @@ impl Store {
         let path = self.dir.upload_path(id);
         let opened = blocking(move || {
             let mut file = OpenOptions::new().write(true).open(path)?;
-            if file.metadata()?.len() < offset {
+            let metadata = file.metadata()?;
+            if metadata.len() < offset {
                 // Acknowledged bytes are gone (the machine lost power before they reached the
                 // disk): the session cannot produce a correct digest any more.
-                return Ok(None);
+                return Ok(Staging::Lost);
+            }
+            if metadata.nlink() > 1 {
+                // Already linked into the blob directory by a commit that crashed before its
+                // row: the bytes are final and shared with the blob file, never write them.
+                return Ok(Staging::Committed(file));
             }
             // Bytes past the acknowledged offset come from a request that never completed.
             file.set_len(offset)?;
             file.seek(SeekFrom::Start(offset))?;
-            Ok(Some(file))
+            Ok(Staging::Open(file))
         })
         .await;
         let file = match opened {
-            Ok(Some(file)) => file,
-            Ok(None) => {
+            Ok(Staging::Open(file)) => file,
+            Ok(Staging::Committed(file)) => {
+                if body_has_data(body).await? {
+                    return Err(StoreError::UploadComplete { offset });
+                }
+                return Ok((file, hasher, offset, StreamEnd::Complete));
+            }
+            Ok(Staging::Lost) => {
                 tracing::warn!(
                     id,
                     offset,
@@ -557,10 +586,12 @@ impl Store {
                 &put.content,
                 put.parsed,
                 put.tags,
+                put.immutable_tags,
             )
             .await
             .map_err(|e| match e {
                 PutManifestError::MissingReference(d) => StoreError::ManifestReferenceUnknown(d),
+                PutManifestError::TagImmutable(tag) => StoreError::TagImmutable(tag),
                 PutManifestError::Database(e) => StoreError::Database(e),
             })?;
         for tag in put.tags {
@@ -693,6 +724,31 @@ impl Store {
             .referrers(repository.as_str(), subject.as_str(), artifact_type)
             .await?)
     }
+}
+
+/// What `append_locked` found at a session's staging path.
+enum Staging {
+    /// Writable, positioned at the acknowledged offset.
+    Open(File),
+    /// Already linked as a committed blob: read-only from now on.
+    Committed(File),
+    /// Shorter than the acknowledged offset.
+    Lost,
+}
+
+/// Whether a request body carries any byte (consuming it).
+async fn body_has_data<S>(body: S) -> Result<bool, StoreError>
+where
+    S: Stream<Item = io::Result<Bytes>> + Send,
+{
+    use futures_util::StreamExt;
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.next().await {
+        if !frame.map_err(StoreError::Interrupted)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn page(mut rows: Vec<String>, limit: usize) -> TagPage {

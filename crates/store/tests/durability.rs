@@ -209,6 +209,7 @@ async fn manifest_with_a_missing_blob_is_not_recorded() {
         content: Bytes::from(manifest.clone()),
         parsed: &parsed,
         tags: &["latest"],
+        immutable_tags: false,
     };
     let err = store.put_manifest(&name, put()).await.unwrap_err();
     assert!(matches!(err, StoreError::ManifestReferenceUnknown(d) if d == config.as_str()));
@@ -268,4 +269,43 @@ async fn session_whose_acknowledged_bytes_were_lost_is_discarded() {
         store.upload_status(&name, &id).await,
         Err(StoreError::UploadUnknown)
     ));
+}
+
+#[tokio::test]
+async fn session_cut_between_blob_file_and_row_can_only_be_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = repo("a");
+    let store = open(dir.path()).await;
+    let id = store.start_upload(&name, Algorithm::Sha256).await.unwrap();
+    store
+        .append_upload(&name, &id, None, body(&[b"payload"]))
+        .await
+        .unwrap();
+    // The state a crash leaves after the blob file was linked but before its row committed.
+    let digest = Digest::of(Algorithm::Sha256, b"payload");
+    let blob = dir
+        .path()
+        .join("blobs/sha256")
+        .join(&digest.hex()[..2])
+        .join(digest.hex());
+    std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    std::fs::hard_link(dir.path().join("uploads").join(&id), &blob).unwrap();
+
+    let err = store
+        .append_upload(&name, &id, None, body(&[b"more"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UploadComplete { offset: 7 }));
+    assert_eq!(std::fs::read(&blob).unwrap(), b"payload");
+
+    let size = store
+        .finish_upload(&name, &id, &digest, None, body(&[]))
+        .await
+        .unwrap();
+    assert_eq!(size, 7);
+    assert_eq!(
+        std::fs::read(store.blob(&name, &digest).await.unwrap().unwrap().path).unwrap(),
+        b"payload"
+    );
+    assert!(!dir.path().join("uploads").join(&id).exists());
 }

@@ -30,8 +30,19 @@ impl Server {
         Self::start_on(data_dir, &format!("127.0.0.1:{}", free_port()), &[])
     }
 
-    /// Starts `minato serve` on `addr` with extra arguments.
+    /// Starts `minato serve` without authentication on `addr` with extra arguments.
     pub fn start_on(data_dir: &Path, addr: &str, extra: &[&str]) -> Server {
+        Self::spawn(data_dir, addr, extra, false)
+    }
+
+    /// Starts `minato serve` with tenancy authentication (the default of the binary) on a
+    /// fresh port; the bootstrap credentials are in `<data_dir>/bootstrap.json`.
+    pub fn start_authenticated(data_dir: &Path, extra: &[&str]) -> Server {
+        let addr = format!("127.0.0.1:{}", free_port());
+        Self::spawn(data_dir, &addr, extra, true)
+    }
+
+    fn spawn(data_dir: &Path, addr: &str, extra: &[&str], authenticated: bool) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -42,6 +53,10 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("MINATO_LOG", "warn")
+            .env(
+                "MINATO_NO_AUTH",
+                if authenticated { "false" } else { "true" },
+            )
             .stdout(Stdio::from(log.try_clone().expect("log handle")))
             .stderr(Stdio::from(log))
             .spawn()

@@ -11,6 +11,7 @@ use minato_oci::{Algorithm, Digest, ManifestError, RepositoryName, Tag};
 use minato_store::{PutManifest, StoredManifest};
 
 use super::{location, query_params};
+use crate::access::Grant;
 use crate::error::{ApiError, Code};
 use crate::headers;
 use crate::server::AppState;
@@ -108,6 +109,7 @@ async fn read_limited(
 /// `PUT /v2/<name>/manifests/<reference>`: validate, check references, store, move tags.
 pub async fn put(
     state: &AppState,
+    grant: &Grant,
     name: &RepositoryName,
     reference: &str,
     request: &Parts,
@@ -155,6 +157,7 @@ pub async fn put(
                 content,
                 parsed: &parsed,
                 tags: &tag_names,
+                immutable_tags: grant.0.immutable_tags(name),
             },
         )
         .await?;

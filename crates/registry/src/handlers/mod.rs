@@ -32,7 +32,7 @@ pub async fn dispatch(state: AppState, route: Route, grant: Grant, request: Requ
             listing::referrers(&state, name, digest, &request).await
         }
         (Route::Manifest(name, reference), &Method::PUT) => {
-            manifests::put(&state, name, reference, &request, body).await
+            manifests::put(&state, &grant, name, reference, &request, body).await
         }
         (Route::Manifest(name, reference), &Method::DELETE) => {
             manifests::delete(&state, name, reference).await
