@@ -66,7 +66,8 @@ impl Server {
             addr: addr.to_owned(),
             data_dir: data_dir.to_owned(),
         };
-        server.wait_ready(Duration::from_secs(30));
+        let tls = extra.contains(&"--tls-cert");
+        server.wait_ready(Duration::from_secs(30), tls);
         server
     }
 
@@ -75,10 +76,14 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    fn wait_ready(&self, limit: Duration) {
+    /// Waits for `/readyz` to answer 200 (for an HTTPS server, for the listener to accept).
+    fn wait_ready(&self, limit: Duration, tls: bool) {
         let started = Instant::now();
         while started.elapsed() < limit {
             if let Ok(mut stream) = std::net::TcpStream::connect(&self.addr) {
+                if tls {
+                    return;
+                }
                 use std::io::{Read, Write};
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                 let request = format!(
