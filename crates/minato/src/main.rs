@@ -3,7 +3,9 @@
 mod admin;
 mod bootstrap;
 mod config;
+mod create_secret;
 mod logging;
+mod login;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -22,12 +24,21 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Administer tenancies, users, groups, tokens, policies and repositories.
     Admin(Box<admin::AdminArgs>),
+    /// Create Kubernetes objects (pull secrets identical to kubectl's).
+    Create(Box<create_secret::CreateArgs>),
+    /// Check registry credentials and save them in the docker config file.
+    Login(login::LoginArgs),
+    /// Remove saved registry credentials.
+    Logout(login::LogoutArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(args) => serve::run(*args),
         Command::Admin(args) => admin::run(*args),
+        Command::Create(args) => create_secret::run(*args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => login::logout(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
