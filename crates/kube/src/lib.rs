@@ -7,5 +7,6 @@
 pub mod docker_config;
 pub mod gojson;
 pub mod login;
+pub mod reference;
 pub mod secret;
 pub mod yaml;
