@@ -4,6 +4,7 @@
 //! kubectl is written in Go, so matching it byte for byte means reproducing Go's JSON string
 //! escaping ([`gojson`]) and the YAML scalar styles of the Go YAML emitter ([`yaml`]).
 
+pub mod credential_provider;
 pub mod docker_config;
 pub mod gojson;
 pub mod login;

@@ -4,6 +4,7 @@ mod admin;
 mod bootstrap;
 mod config;
 mod create_secret;
+mod credential_provider;
 mod logging;
 mod login;
 mod serve;
@@ -30,6 +31,8 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove saved registry credentials.
     Logout(login::LogoutArgs),
+    /// Kubelet exec credential provider: short-lived registry tokens for nodes.
+    CredentialProvider(credential_provider::ProviderArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Create(args) => create_secret::run(*args),
         Command::Login(args) => login::login(args),
         Command::Logout(args) => login::logout(args),
+        Command::CredentialProvider(args) => credential_provider::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

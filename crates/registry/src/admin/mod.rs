@@ -1,8 +1,8 @@
 //! The admin API (JSON over HTTP, described by `/admin/openapi.json`): tenancies, users,
 //! groups, auth tokens, policies, repository settings and signing-key rotation. Callers
 //! authenticate with Basic credentials (`<namespace>/<user>` + auth token); tenancy
-//! administrators manage their tenancy, system-tenancy administrators every tenancy, and any
-//! user may manage their own auth tokens.
+//! administrators manage their tenancy, system-tenancy administrators every tenancy, users
+//! with `manage` on a repository its settings, and any user may manage their own auth tokens.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
-use minato_iam::{IamError, Principal, RepoSettings};
+use minato_iam::{IamError, Principal, RepoSettings, Resource, Verb};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -179,6 +179,23 @@ fn require_admin_or_self(
 ) -> Result<(), ApiError> {
     let is_self = caller.0.login.namespace == namespace && caller.0.login.user == user;
     if is_self {
+        Ok(())
+    } else {
+        require_admin(auth, caller, namespace)
+    }
+}
+
+/// Requires the caller to administer `namespace` or to hold `manage` on its repository `repo`.
+fn require_manager(
+    auth: &Auth,
+    caller: &Caller,
+    namespace: &str,
+    repo: &str,
+) -> Result<(), ApiError> {
+    let verb = auth
+        .directory
+        .verb(&caller.0, namespace, Resource::Repos, Some(repo));
+    if verb >= Some(Verb::Manage) {
         Ok(())
     } else {
         require_admin(auth, caller, namespace)
@@ -515,7 +532,7 @@ async fn put_repository(
     Path(namespace): Path<String>,
     JsonBody(body): JsonBody<RepositoryBody>,
 ) -> Result<Response, ApiError> {
-    require_admin(&auth, &caller, &namespace)?;
+    require_manager(&auth, &caller, &namespace, &body.name)?;
     let settings = RepoSettings {
         public: body.public,
         immutable: body.immutable,

@@ -42,6 +42,26 @@ pub fn parse_all<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Scope> {
         .collect()
 }
 
+/// The namespace of a tenancy-wide pull scope (`repository:<namespace>/*:pull`), which node
+/// credential providers request because the kubelet caches their answer per registry.
+pub fn tenancy_wildcard(name: &str) -> Option<&str> {
+    name.strip_suffix("/*")
+        .filter(|ns| !ns.is_empty() && !ns.contains(['/', '*']))
+}
+
+/// Whether `claims` hold a tenancy-wide pull grant covering `repository`.
+pub fn claims_allow_tenancy_pull(claims: &Claims, repository: &str) -> bool {
+    claims.access.iter().any(|a: &Access| {
+        a.kind == "repository"
+            && tenancy_wildcard(&a.name).is_some_and(|ns| {
+                repository
+                    .strip_prefix(ns)
+                    .is_some_and(|r| r.starts_with('/'))
+            })
+            && a.actions.iter().any(|x| x == "pull")
+    })
+}
+
 /// Whether `claims` allow `action` on repository `name` (`*` allows everything).
 pub fn claims_allow(claims: &Claims, kind: &str, name: &str, action: &str) -> bool {
     claims.access.iter().any(|a: &Access| {

@@ -32,6 +32,12 @@ struct TokenResponse {
 /// Which actions of a requested scope the caller gets.
 fn grant(auth: &Auth, caller: &Caller, requested: &Scope) -> Option<Access> {
     let actions: Vec<String> = match requested.kind.as_str() {
+        "repository" if scope::tenancy_wildcard(&requested.name).is_some() => requested
+            .actions
+            .iter()
+            .filter(|a| a.as_str() == "pull" && !caller_subject(caller).is_empty())
+            .cloned()
+            .collect(),
         "repository" => {
             let allowed = |action| auth.allows(caller, &requested.name, action);
             requested
@@ -62,6 +68,15 @@ fn grant(auth: &Auth, caller: &Caller, requested: &Scope) -> Option<Access> {
     })
 }
 
+/// The login a caller acts as (empty for anonymous callers).
+fn caller_subject(caller: &Caller) -> String {
+    match caller {
+        Caller::User(p) => p.login.to_string(),
+        Caller::Token(claims) => claims.sub.clone(),
+        Caller::Anonymous => String::new(),
+    }
+}
+
 fn issue(
     auth: &Auth,
     caller: &Caller,
@@ -85,16 +100,19 @@ fn issue(
         .iter()
         .filter_map(|s| grant(auth, caller, s))
         .collect();
-    let (subject, token_id) = match caller {
-        Caller::User(p) => (p.login.to_string(), p.token_id.clone()),
-        Caller::Token(claims) => (claims.sub.clone(), None),
-        Caller::Anonymous => (String::new(), None),
+    let subject = caller_subject(caller);
+    let token_id = match caller {
+        Caller::User(p) => p.token_id.clone(),
+        _ => None,
     };
     let (token, claims) = auth
         .tokens
         .issue(&subject, service, access)
         .map_err(|e| ApiError::internal(&e))?;
-    let refresh_token = (refresh && !subject.is_empty())
+    // Only logins with an auth token get a refresh token: it is bound to that auth token
+    // (revoking it ends the refresh token), and a registry token must not turn into a
+    // longer-lived credential with the user's full rights.
+    let refresh_token = (refresh && token_id.is_some())
         .then(|| {
             auth.tokens
                 .issue_refresh(&subject, service, token_id.as_deref())
@@ -170,9 +188,7 @@ pub async fn post_token(State(auth): State<Arc<Auth>>, request: Request) -> Resp
         .collect();
     let field = |key: &str| values(&pairs, key).next().unwrap_or("").to_owned();
     let caller = match field("grant_type").as_str() {
-        "password" => auth
-            .authenticate(&field("username"), &field("password"), peer)
-            .map(Caller::User),
+        "password" => auth.login(&field("username"), &field("password"), peer),
         "refresh_token" => refresh_caller(&auth, &field("refresh_token")),
         other => Err(ApiError::bad_request(
             crate::error::Code::Unsupported,
@@ -206,7 +222,7 @@ fn refresh_caller(auth: &Auth, token: &str) -> Result<Caller, ApiError> {
         return Err(invalid());
     }
     let mut principal = token_principal(&claims).ok_or_else(invalid)?;
-    principal.token_id = claims.tid.clone();
+    principal.token_id = Some(claims.tid.clone().ok_or_else(invalid)?);
     if !auth.directory.principal_valid(&principal) {
         return Err(invalid());
     }

@@ -1,11 +1,18 @@
-//! Test harness: an in-process registry on an ephemeral loopback port, and helpers to push
-//! content and to check the distribution spec's response shapes.
+//! Test harness: an in-process registry on an ephemeral loopback port (open, or with tenancy
+//! authentication), and helpers to push content and to check the distribution spec's response
+//! shapes.
+
+// Each test binary compiles this module and uses a different subset of it.
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use minato_iam::audit::AuditLog;
 use minato_oci::{Algorithm, Digest};
-use minato_registry::{OpenAccess, RegistryConfig, build_router, serve};
+use minato_registry::auth::{Auth, AuthConfig, TenancyAccess};
+use minato_registry::{OpenAccess, RegistryConfig, build_router, serve, tenancy_routes};
 use minato_store::{Store, StoreOptions};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -21,12 +28,23 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Media type of a gzipped OCI layer.
 pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-/// A registry serving a fresh temporary store; it stops when dropped.
+/// How long refresh tokens of test registries live.
+const REFRESH_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// A running server and its data; both go away when the last handle is dropped.
+struct Running {
+    _stop: oneshot::Sender<()>,
+    _dir: TempDir,
+}
+
+/// A client of a registry serving a fresh temporary store; the registry stops when the last
+/// client of it is dropped.
+#[derive(Clone)]
 pub struct Registry {
     base: String,
     client: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-    _dir: TempDir,
+    authorization: Option<String>,
+    running: Arc<Running>,
 }
 
 impl Registry {
@@ -37,15 +55,35 @@ impl Registry {
 
     /// Starts a registry with `config` on `127.0.0.1:0`.
     pub async fn start_with(config: RegistryConfig) -> Registry {
-        let dir = tempfile::tempdir().expect("temporary data directory");
-        let store = Store::open(dir.path(), StoreOptions::default())
+        let (dir, store) = data().await;
+        let (listener, base) = listen().await;
+        let router = build_router(store, config, Arc::new(OpenAccess));
+        Registry::run(listener, base, router, dir)
+    }
+
+    /// Starts a registry with tenancy authentication (an empty identity directory, access
+    /// tokens living `token_lifetime`), its token endpoint and admin API.
+    pub async fn start_with_tenancies(token_lifetime: Duration) -> (Registry, Arc<Auth>) {
+        let (dir, store) = data().await;
+        let (listener, base) = listen().await;
+        let (directory, tokens) = minato_iam::open(dir.path(), token_lifetime, REFRESH_LIFETIME)
             .await
-            .expect("store opens");
-        let router = build_router(Arc::new(store), config, Arc::new(OpenAccess));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("loopback listener");
-        let base = format!("http://{}", listener.local_addr().expect("bound address"));
+            .expect("identity database opens");
+        let audit = AuditLog::open(&dir.path().join("audit.log")).expect("audit log opens");
+        let auth = Arc::new(Auth::new(
+            Arc::new(directory),
+            Arc::new(tokens),
+            Arc::new(audit),
+            AuthConfig::for_public_url(&base),
+        ));
+        let access = Arc::new(TenancyAccess(auth.clone()));
+        let router = build_router(store, RegistryConfig::default(), access)
+            .merge(tenancy_routes(auth.clone()));
+        (Registry::run(listener, base, router, dir), auth)
+    }
+
+    /// Serves `router` on `listener` until the last client is dropped.
+    fn run(listener: TcpListener, base: String, router: Router, dir: TempDir) -> Registry {
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(serve(
             listener,
@@ -66,9 +104,25 @@ impl Registry {
         Registry {
             base,
             client,
-            _stop: stop,
-            _dir: dir,
+            authorization: None,
+            running: Arc::new(Running {
+                _stop: stop,
+                _dir: dir,
+            }),
         }
+    }
+
+    /// A client of the same registry whose every request carries `Authorization: <value>`.
+    pub fn with_authorization(&self, value: &str) -> Registry {
+        Registry {
+            authorization: Some(value.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The registry's URL, `http://<host>:<port>`.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// A request to `path` (absolute or relative to the registry, like `Location` values).
@@ -78,7 +132,11 @@ impl Registry {
         } else {
             format!("{}{path}", self.base)
         };
-        self.client.request(method, url)
+        let request = self.client.request(method, url);
+        match &self.authorization {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+            None => request,
+        }
     }
 
     /// Sends a request without a body.
@@ -171,16 +229,10 @@ impl Registry {
     /// Pushes a config and a layer derived from `seed` into `repo` and returns an OCI image
     /// manifest referencing them.
     pub async fn image(&self, repo: &str, seed: &str) -> Value {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
-        let layer = format!("layer bytes of {seed}");
-        self.push_blob(repo, config.as_bytes()).await;
-        self.push_blob(repo, layer.as_bytes()).await;
-        json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config.as_bytes()),
-            "layers": [descriptor(OCI_LAYER, layer.as_bytes())],
-        })
+        let image = Image::new(seed);
+        self.push_blob(repo, &image.config).await;
+        self.push_blob(repo, &image.layer).await;
+        image.manifest
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>` of `manifest`, typed by its `mediaType`.
@@ -223,6 +275,53 @@ impl Registry {
         let digest = sha256(&content);
         (content, digest)
     }
+}
+
+/// An image derived from a seed: a config, one layer and the OCI manifest referencing them.
+pub struct Image {
+    /// Config blob.
+    pub config: Vec<u8>,
+    /// Layer blob.
+    pub layer: Vec<u8>,
+    /// The manifest.
+    pub manifest: Value,
+}
+
+impl Image {
+    /// The image for `seed` (different seeds give different blobs).
+    pub fn new(seed: &str) -> Image {
+        let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
+        let layer = format!("layer bytes of {seed}");
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config.as_bytes()),
+            "layers": [descriptor(OCI_LAYER, layer.as_bytes())],
+        });
+        Image {
+            config: config.into_bytes(),
+            layer: layer.into_bytes(),
+            manifest,
+        }
+    }
+}
+
+/// A fresh temporary data directory and the store in it.
+async fn data() -> (TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("temporary data directory");
+    let store = Store::open(dir.path(), StoreOptions::default())
+        .await
+        .expect("store opens");
+    (dir, Arc::new(store))
+}
+
+/// A listener on an ephemeral loopback port and the base URL it answers at.
+async fn listen() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback listener");
+    let base = format!("http://{}", listener.local_addr().expect("bound address"));
+    (listener, base)
 }
 
 /// Sends a request, failing the test if no HTTP answer arrives (a panicking handler drops
