@@ -5,10 +5,9 @@
 //! once and writes each change through.
 
 use std::path::Path;
-use std::time::Duration;
 
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePoolOptions;
 
 /// Ordered schema migrations; index + 1 is the resulting `user_version`.
 const MIGRATIONS: &[&str] = &[r#"
@@ -74,30 +73,10 @@ CREATE TABLE signing_keys (
 
 /// Opens (creating if needed) the identity database and applies migrations.
 pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(10));
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
-        .connect_with(options)
+        .connect_with(minato_db::connect_options(path))
         .await?;
-    let (current,): (i64,) = sqlx::query_as("PRAGMA user_version")
-        .fetch_one(&pool)
-        .await?;
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(*migration).execute(&mut *tx).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {}",
-            index + 1
-        )))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-    }
+    minato_db::migrate(&pool, MIGRATIONS).await?;
     Ok(pool)
 }

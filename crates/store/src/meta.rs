@@ -2,10 +2,10 @@
 //! connection serialises writes, the reader pool serves lookups concurrently (SQLite WAL).
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use minato_oci::{Digest, ManifestReference, ParsedManifest};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePoolOptions;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 /// Reader pool size: enough for the runtime's worker threads plus slow listings.
@@ -86,13 +86,7 @@ pub struct Meta {
 impl Meta {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+        let options = minato_db::connect_options(path);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())

@@ -1,7 +1,7 @@
 //! The metadata schema and its in-repo migrations, applied in order at start-up.
 //!
-//! Each entry of [`MIGRATIONS`] runs once, in one transaction, and bumps SQLite's
-//! `user_version`; the list only ever grows.
+//! Each entry of [`MIGRATIONS`] runs once, in one transaction (see [`minato_db::migrate`]);
+//! the list only ever grows.
 
 use sqlx::SqlitePool;
 
@@ -78,19 +78,5 @@ CREATE TABLE uploads (
 
 /// Brings the database up to the newest schema.
 pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
-    let (current,): (i64,) = sqlx::query_as("PRAGMA user_version")
-        .fetch_one(pool)
-        .await?;
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(*migration).execute(&mut *tx).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {}",
-            index + 1
-        )))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-    }
-    Ok(())
+    minato_db::migrate(pool, MIGRATIONS).await
 }
