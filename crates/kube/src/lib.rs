@@ -4,10 +4,15 @@
 //! kubectl is written in Go, so matching it byte for byte means reproducing Go's JSON string
 //! escaping ([`gojson`]) and the YAML scalar styles of the Go YAML emitter ([`yaml`]).
 
+pub mod cluster;
 pub mod credential_provider;
 pub mod docker_config;
+pub mod doctor;
 pub mod gojson;
+pub mod keyring;
 pub mod login;
+pub mod pull;
 pub mod reference;
+pub mod registry_client;
 pub mod secret;
 pub mod yaml;

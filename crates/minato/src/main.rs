@@ -5,9 +5,13 @@ mod bootstrap;
 mod config;
 mod create_secret;
 mod credential_provider;
+mod doctor;
 mod logging;
 mod login;
+mod pull;
 mod serve;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -31,24 +35,31 @@ enum Command {
     Login(login::LoginArgs),
     /// Remove saved registry credentials.
     Logout(login::LogoutArgs),
+    /// Pull an image as the kubelet would (credentials, platform, events) into an OCI layout.
+    Pull(Box<pull::PullArgs>),
     /// Kubelet exec credential provider: short-lived registry tokens for nodes.
     CredentialProvider(credential_provider::ProviderArgs),
+    /// Explain, per container, whether the kubelet would pull its image and why not.
+    Doctor(doctor::DoctorArgs),
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
+    let success = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     let result = match Cli::parse().command {
-        Command::Serve(args) => serve::run(*args),
-        Command::Admin(args) => admin::run(*args),
-        Command::Create(args) => create_secret::run(*args),
-        Command::Login(args) => login::login(args),
-        Command::Logout(args) => login::logout(args),
-        Command::CredentialProvider(args) => credential_provider::run(args),
+        Command::Serve(args) => success(serve::run(*args)),
+        Command::Admin(args) => success(admin::run(*args)),
+        Command::Create(args) => success(create_secret::run(*args)),
+        Command::Login(args) => success(login::login(args)),
+        Command::Logout(args) => success(login::logout(args)),
+        Command::Pull(args) => success(pull::run(*args)),
+        Command::CredentialProvider(args) => success(credential_provider::run(args)),
+        Command::Doctor(args) => doctor::run(args),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
