@@ -1,7 +1,5 @@
 //! `minato admin ...`: the command-line client of the admin API.
 
-use std::io::Read;
-
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -333,11 +331,7 @@ impl Client {
             .clone()
             .context("give --username <tenancy-namespace>/<user> (or MINATO_USERNAME)")?;
         let password = if connection.password_stdin {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading the auth token from standard input")?;
-            text.trim_end_matches(['\n', '\r']).to_owned()
+            crate::stdin_secret::read()?
         } else {
             std::env::var("MINATO_PASSWORD")
                 .context("give --password-stdin or set MINATO_PASSWORD to an auth token")?

@@ -1,10 +1,9 @@
 //! `minato login` / `minato logout`: check credentials against a registry with the token flow,
 //! then record them in the docker config file as `docker login` does.
 
-use std::io::Read;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use minato_kube::docker_config::{self, DockerConfig};
 
@@ -49,14 +48,7 @@ pub fn login(args: LoginArgs) -> anyhow::Result<()> {
     let password = match (args.password, args.password_stdin) {
         (Some(_), true) => bail!("--password and --password-stdin are mutually exclusive"),
         (Some(password), false) => password,
-        (None, true) => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("reading the password from standard input")?;
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            text.strip_suffix('\r').unwrap_or(text).to_owned()
-        }
+        (None, true) => crate::stdin_secret::read()?,
         (None, false) => bail!("give the password with --password-stdin (or -p)"),
     };
     let path = config_path(args.docker_config)?;

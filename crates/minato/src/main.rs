@@ -10,6 +10,7 @@ mod logging;
 mod login;
 mod pull;
 mod serve;
+mod stdin_secret;
 
 use std::process::ExitCode;
 

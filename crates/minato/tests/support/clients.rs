@@ -9,7 +9,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -25,18 +25,25 @@ const CONTAINERD_START_TIMEOUT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------------
 
 /// What a finished command printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
+pub struct Finished {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// Whether `program` is on `PATH`.
+pub fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// A command for `program`, failing clearly when the client is not installed.
 pub fn client(program: &str) -> Command {
-    let installed = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
     assert!(
-        installed,
+        installed(program),
         "`{program}` is not installed: run scripts/test, which installs the clients and tools \
          these tests drive (skopeo, podman, containerd, umoci, python3)"
     );
@@ -46,10 +53,24 @@ pub fn client(program: &str) -> Command {
 /// Runs `command` to completion within `limit`, its output captured in temporary files (so a
 /// chatty client can never block on a full pipe). Kills it and panics on timeout.
 fn run_within(command: &mut Command, limit: Duration) -> Finished {
+    run_fed(command, Stdio::null(), limit)
+}
+
+/// Runs `command` with `input` on its standard input, whatever its exit status (within the
+/// command timeout); the caller judges the outcome.
+pub fn finish(command: &mut Command, input: &[u8]) -> Finished {
+    let mut stdin = tempfile::tempfile().expect("stdin file");
+    stdin.write_all(input).expect("writing stdin");
+    stdin.rewind().expect("rewinding stdin");
+    run_fed(command, Stdio::from(stdin), COMMAND_TIMEOUT)
+}
+
+/// [`run_within`] with `stdin` as the standard input.
+fn run_fed(command: &mut Command, stdin: Stdio, limit: Duration) -> Finished {
     let mut stdout = tempfile::tempfile().expect("stdout capture file");
     let mut stderr = tempfile::tempfile().expect("stderr capture file");
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(stdout.try_clone().expect("stdout handle"))
         .stderr(stderr.try_clone().expect("stderr handle"))
         .spawn()
@@ -350,9 +371,10 @@ impl Podman {
         Podman { root, runroot }
     }
 
-    /// `podman GLOBAL-FLAGS ARGS...`, which must succeed.
-    pub fn podman(&self, args: &[&str]) -> String {
-        run(client("podman")
+    /// `podman GLOBAL-FLAGS`, without further arguments.
+    pub fn command(&self) -> Command {
+        let mut command = client("podman");
+        command
             .arg("--root")
             .arg(self.root.path())
             .arg("--runroot")
@@ -360,8 +382,13 @@ impl Podman {
             .arg("--tmpdir")
             .arg(self.runroot.path().join("tmp"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-            .args(["--events-backend", "file"])
-            .args(args))
+            .args(["--events-backend", "file"]);
+        command
+    }
+
+    /// `podman GLOBAL-FLAGS ARGS...`, which must succeed.
+    pub fn podman(&self, args: &[&str]) -> String {
+        run(self.command().args(args))
     }
 
     /// `podman image inspect` of one image.
