@@ -48,6 +48,13 @@ pub enum Workload {
     ManifestGet,
     /// Blob HEAD at 64 connections.
     BlobHead,
+    /// Manifest GET by tag and by digest at 64 connections on minato with authentication,
+    /// sending a bearer token (the reference stays without auth).
+    ManifestGetAuth,
+    /// Blob HEAD at 64 connections on minato with authentication, sending a bearer token.
+    BlobHeadAuth,
+    /// Bearer tokens issued per second by minato's token endpoint (Basic credentials).
+    TokenEndpoint,
     /// Tag list: every page, and one page after `last`.
     TagList,
     /// Catalog of the loaded repositories.
@@ -56,19 +63,38 @@ pub enum Workload {
     Push,
     /// Chunked push (POST, PATCH..., PUT) of one large blob.
     PushChunked,
+    /// `minato doctor -f` over 1,000 Deployments sharing 50 images (own minato with auth).
+    #[value(name = "doctor-1000")]
+    Doctor1000,
+    /// `minato pull --dest` vs `skopeo copy` of a 1 GiB, 8-layer image from minato.
+    #[value(name = "pull-1g")]
+    Pull1g,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 12] = [
         Workload::BlobGet,
         Workload::ManifestGet,
         Workload::BlobHead,
+        Workload::ManifestGetAuth,
+        Workload::BlobHeadAuth,
+        Workload::TokenEndpoint,
         Workload::TagList,
         Workload::Catalog,
         Workload::Push,
         Workload::PushChunked,
+        Workload::Doctor1000,
+        Workload::Pull1g,
     ];
+
+    /// Whether the workload measures minato with authentication (a second minato target).
+    pub fn authenticated(self) -> bool {
+        matches!(
+            self,
+            Workload::ManifestGetAuth | Workload::BlobHeadAuth | Workload::TokenEndpoint
+        )
+    }
 }
 
 /// Data sizes and counts of one benchmark run.
@@ -156,5 +182,10 @@ impl Plan {
     /// Whether `workload` is part of this run.
     pub fn runs(&self, workload: Workload) -> bool {
         self.workloads.contains(&workload)
+    }
+
+    /// Whether any workload needs minato with authentication.
+    pub fn runs_authenticated(&self) -> bool {
+        self.workloads.iter().any(|w| w.authenticated())
     }
 }

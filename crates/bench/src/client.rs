@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
-use reqwest::{StatusCode, header};
+use reqwest::{Method, RequestBuilder, StatusCode, header};
 use sha2::{Digest as _, Sha256};
 
 /// Media type of the OCI image manifest pushed and requested.
@@ -26,12 +26,13 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-/// One registry endpoint.
+/// One registry endpoint, with the `Authorization` value its requests carry, if any.
 #[derive(Clone)]
 pub struct Registry {
     http: reqwest::Client,
     base: String,
     single_post: bool,
+    authorization: Option<String>,
 }
 
 impl Registry {
@@ -42,6 +43,36 @@ impl Registry {
             http,
             base: base.to_owned(),
             single_post: true,
+            authorization: None,
+        }
+    }
+
+    /// The same registry with `value` (e.g. `Bearer <token>`) as the `Authorization` header of
+    /// every request.
+    pub fn with_authorization(mut self, value: String) -> Registry {
+        self.authorization = Some(value);
+        self
+    }
+
+    /// The headers every request carries, as `Name: value` lines for wrk and the HEAD load.
+    pub fn header_lines(&self) -> Vec<String> {
+        self.authorization
+            .iter()
+            .map(|value| format!("{}: {value}", header::AUTHORIZATION))
+            .collect()
+    }
+
+    /// The HTTP client shared by this registry's requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// A request to `url` carrying the registry's `Authorization` header, if any.
+    fn request(&self, method: Method, url: impl reqwest::IntoUrl) -> RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.authorization {
+            Some(value) => request.header(header::AUTHORIZATION, value),
+            None => request,
         }
     }
 
@@ -75,8 +106,10 @@ impl Registry {
         let data = Bytes::from_static(b"minato-bench probe");
         let digest = sha256(&data);
         let response = self
-            .http
-            .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+            .request(
+                Method::POST,
+                self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")),
+            )
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(data.clone())
             .send()
@@ -97,8 +130,10 @@ impl Registry {
     pub async fn push_blob(&self, repo: &str, digest: &str, data: Bytes) -> anyhow::Result<()> {
         if self.single_post {
             let response = self
-                .http
-                .post(self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")))
+                .request(
+                    Method::POST,
+                    self.url(&format!("/v2/{repo}/blobs/uploads/?digest={digest}")),
+                )
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .body(data)
                 .send()
@@ -125,8 +160,7 @@ impl Registry {
         while offset < data.len() {
             let end = (offset + chunk).min(data.len());
             let response = self
-                .http
-                .patch(&location)
+                .request(Method::PATCH, &location)
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_RANGE, format!("{offset}-{}", end - 1))
                 .body(data.slice(offset..end))
@@ -142,8 +176,10 @@ impl Registry {
     /// `POST /v2/<repo>/blobs/uploads/`: the absolute URL of the new session.
     async fn start_upload(&self, repo: &str) -> anyhow::Result<String> {
         let response = self
-            .http
-            .post(self.url(&format!("/v2/{repo}/blobs/uploads/")))
+            .request(
+                Method::POST,
+                self.url(&format!("/v2/{repo}/blobs/uploads/")),
+            )
             .send()
             .await?;
         let response = expect(response, StatusCode::ACCEPTED, "upload POST").await?;
@@ -155,8 +191,7 @@ impl Registry {
         let location = self.resolve(location);
         let separator = if location.contains('?') { '&' } else { '?' };
         let response = self
-            .http
-            .put(format!("{location}{separator}digest={digest}"))
+            .request(Method::PUT, format!("{location}{separator}digest={digest}"))
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .body(data)
             .send()
@@ -173,8 +208,10 @@ impl Registry {
         manifest: Bytes,
     ) -> anyhow::Result<()> {
         let response = self
-            .http
-            .put(self.url(&format!("/v2/{repo}/manifests/{reference}")))
+            .request(
+                Method::PUT,
+                self.url(&format!("/v2/{repo}/manifests/{reference}")),
+            )
             .header(header::CONTENT_TYPE, MANIFEST_TYPE)
             .body(manifest)
             .send()
@@ -185,7 +222,10 @@ impl Registry {
 
     /// `GET` of `path_or_url`, expecting 200: the body and the `next` link, if any.
     pub async fn get_page(&self, path_or_url: &str) -> anyhow::Result<(Bytes, Option<String>)> {
-        let response = self.http.get(self.resolve(path_or_url)).send().await?;
+        let response = self
+            .request(Method::GET, self.resolve(path_or_url))
+            .send()
+            .await?;
         let response = expect(response, StatusCode::OK, "GET").await?;
         let next = response
             .headers()
@@ -193,6 +233,23 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .and_then(next_link);
         Ok((response.bytes().await?, next))
+    }
+
+    /// One `method` request of `path` (with `Accept: accept`, if given) that must answer 200:
+    /// the check before a load run, which reports the status and body a load tool only counts.
+    pub async fn expect_ok(
+        &self,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let what = method.to_string();
+        let mut request = self.request(method, self.url(path));
+        if let Some(accept) = accept {
+            request = request.header(header::ACCEPT, accept);
+        }
+        expect(request.send().await?, StatusCode::OK, &what).await?;
+        Ok(())
     }
 }
 

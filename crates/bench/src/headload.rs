@@ -26,8 +26,14 @@ pub struct HeadReport {
     pub p99_ms: f64,
 }
 
-/// Sends `HEAD url` on `connections` connections for `duration`.
-pub async fn run(url: &str, connections: usize, duration: Duration) -> anyhow::Result<HeadReport> {
+/// Sends `HEAD url` with the extra `headers` (`Name: value` lines) on `connections`
+/// connections for `duration`.
+pub async fn run(
+    url: &str,
+    headers: &[String],
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<HeadReport> {
     let rest = url
         .strip_prefix("http://")
         .with_context(|| format!("not an http URL: {url}"))?;
@@ -39,7 +45,7 @@ pub async fn run(url: &str, connections: usize, duration: Duration) -> anyhow::R
         addr.ip().is_loopback(),
         "HEAD load only targets loopback, not {addr}"
     );
-    let request = format!("HEAD {path} HTTP/1.1\r\nHost: {authority}\r\n\r\n").into_bytes();
+    let request = head_request(path, authority, headers)?;
 
     let started = Instant::now();
     let deadline = started + duration;
@@ -58,6 +64,21 @@ pub async fn run(url: &str, connections: usize, duration: Duration) -> anyhow::R
         requests_per_sec: latencies.len() as f64 / elapsed,
         p99_ms: f64::from(p99) / 1000.0,
     })
+}
+
+/// The bytes of one `HEAD path` request with a `Host` header and `headers`.
+fn head_request(path: &str, authority: &str, headers: &[String]) -> anyhow::Result<Vec<u8>> {
+    let mut request = format!("HEAD {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    for header in headers {
+        ensure!(
+            header.contains(':') && !header.contains(['\r', '\n']),
+            "malformed header line {header:?}"
+        );
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    Ok(request.into_bytes())
 }
 
 /// One connection's loop until `deadline`: the latency of each request in microseconds.
@@ -118,6 +139,16 @@ fn find_blank_line(bytes: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builds_requests_with_extra_headers() {
+        let request = head_request("/v2/a", "127.0.0.1:1", &["Authorization: Bearer t".into()]);
+        assert_eq!(
+            request.unwrap(),
+            b"HEAD /v2/a HTTP/1.1\r\nHost: 127.0.0.1:1\r\nAuthorization: Bearer t\r\n\r\n"
+        );
+        assert!(head_request("/", "h", &["X: a\r\nY: b".into()]).is_err());
+    }
 
     #[test]
     fn finds_the_end_of_the_header_block() {

@@ -1,11 +1,15 @@
 //! `minato-bench`: starts minato, the reference registry (Distribution) and nginx on loopback
 //! with fresh data directories, loads the same data into both registries through the HTTP API,
 //! runs each workload against each target interleaved for several rounds, and prints the
-//! medians with minato's targets (`--json FILE` writes every sample).
+//! medians with minato's targets (`--json FILE` writes every sample). The authenticated
+//! workloads add a second minato with tenancy authentication, loaded with its bootstrap
+//! credentials and measured with a bearer token.
 
+mod auth;
 mod cli;
 mod client;
 mod headload;
+mod kube;
 mod load;
 mod report;
 mod targets;
@@ -20,11 +24,12 @@ use clap::Parser;
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::auth::{AuthTarget, Bootstrap};
 use crate::cli::{Args, Plan, Workload};
 use crate::client::{Registry, http_client};
 use crate::load::{Dataset, Parts};
 use crate::report::{Key, Results};
-use crate::targets::{Kind, Server};
+use crate::targets::{Access, Kind, Server};
 use crate::workloads::{Bench, NGINX_BLOB};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -51,6 +56,8 @@ async fn run_until_signal(args: Args) -> anyhow::Result<()> {
 /// The servers of one run, declared so that they stop before their directory is removed.
 struct Targets {
     minato: Server,
+    /// minato with authentication and its bootstrap credentials, for authenticated workloads.
+    minato_auth: Option<(Server, Bootstrap)>,
     reference: Server,
     nginx: Option<Server>,
     _root: tempfile::TempDir,
@@ -90,7 +97,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let parts = Parts {
-        tags: plan.runs(Workload::TagList) || plan.runs(Workload::ManifestGet),
+        tags: plan.runs(Workload::TagList)
+            || plan.runs(Workload::ManifestGet)
+            || plan.runs(Workload::ManifestGetAuth),
         repos: plan.runs(Workload::Catalog),
     };
     let mut minato = Registry::new(http.clone(), targets.minato.base());
@@ -125,13 +134,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
+    let auth = match &targets.minato_auth {
+        Some((server, bootstrap)) => {
+            Some(load_authenticated(server, bootstrap, &plan, &data, &http).await?)
+        }
+        None => None,
+    };
+
     let mut bench = Bench {
         plan: &plan,
         data: &data,
         minato: &minato,
         reference: &reference,
+        auth: auth.as_ref(),
         nginx: targets.nginx.as_ref().map(Server::base),
         wrk: &args.wrk,
+        minato_binary: &args.minato,
         scratch,
         results: &mut results,
     };
@@ -143,13 +161,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for server in [&targets.minato, &targets.reference] {
         let memory = server.memory()?;
         results.record(Key::RssPeak, server.kind(), memory.peak as f64 / MIB);
-        results.note(format!(
-            "{} at the end: RSS {:.1} MiB = anonymous {:.1} + file-backed {:.1}",
-            server.kind(),
-            memory.rss as f64 / MIB,
-            memory.anon as f64 / MIB,
-            memory.file as f64 / MIB
-        ));
+        results.note(memory_note(server.kind(), memory));
+    }
+    if let Some((server, _)) = &targets.minato_auth {
+        results.note(memory_note(server.kind(), server.memory()?));
     }
     drop(targets);
     results.note(format!(
@@ -182,7 +197,48 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the nginx files and starts minato, the reference and (for blob GET) nginx.
+/// Loads the authenticated minato with its bootstrap credentials and gets its bearer token.
+async fn load_authenticated(
+    server: &Server,
+    bootstrap: &Bootstrap,
+    plan: &Plan,
+    data: &Dataset,
+    http: &reqwest::Client,
+) -> anyhow::Result<AuthTarget> {
+    let parts = Parts {
+        tags: plan.runs(Workload::ManifestGetAuth),
+        repos: false,
+    };
+    eprintln!(
+        "loading {} ({}) as {}",
+        server.kind(),
+        server.base(),
+        bootstrap.username
+    );
+    let (target, times) = auth::prepare(http, server.base(), bootstrap, data, parts)
+        .await
+        .with_context(|| format!("preparing {}", server.kind()))?;
+    eprintln!(
+        "  image {:.1} s, tags {:?}; bearer token for repository:{}:pull",
+        times.image.as_secs_f64(),
+        times.tags,
+        load::REPO
+    );
+    Ok(target)
+}
+
+/// The note on a server's memory at the end of the run.
+fn memory_note(kind: Kind, memory: targets::Memory) -> String {
+    format!(
+        "{kind} at the end: RSS {:.1} MiB = anonymous {:.1} + file-backed {:.1}",
+        memory.rss as f64 / MIB,
+        memory.anon as f64 / MIB,
+        memory.file as f64 / MIB
+    )
+}
+
+/// Writes the nginx files and starts minato, the reference and (for blob GET) nginx, plus
+/// minato with authentication when an authenticated workload runs.
 async fn start_targets(
     args: &Args,
     plan: &Plan,
@@ -191,8 +247,14 @@ async fn start_targets(
     http: &reqwest::Client,
 ) -> anyhow::Result<Targets> {
     let dir = root.path();
-    let minato = targets::start_minato(&args.minato, &dir.join("minato"), http).await?;
+    let minato =
+        targets::start_minato(&args.minato, &dir.join("minato"), Access::Open, http).await?;
     eprintln!("minato on {}", minato.base());
+    let minato_auth = if plan.runs_authenticated() {
+        Some(start_minato_auth(&args.minato, &dir.join("minato-auth"), http).await?)
+    } else {
+        None
+    };
     let reference = targets::start_reference(&args.reference, &dir.join("reference"), http).await?;
     eprintln!("reference on {}", reference.base());
     let nginx = if plan.runs(Workload::BlobGet) {
@@ -210,10 +272,33 @@ async fn start_targets(
     };
     Ok(Targets {
         minato,
+        minato_auth,
         reference,
         nginx,
         _root: root,
     })
+}
+
+/// Starts minato with authentication in `dir` and reads its bootstrap credentials.
+async fn start_minato_auth(
+    binary: &Path,
+    dir: &Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Server, Bootstrap)> {
+    let access = Access::Tenancy {
+        namespace: auth::NAMESPACE,
+        token_lifetime_secs: auth::TOKEN_LIFETIME_SECS,
+    };
+    let server = targets::start_minato(binary, dir, access, http).await?;
+    let bootstrap = Bootstrap::read(&targets::minato_data(dir))?;
+    eprintln!(
+        "{} on {} (tenancy {}, tokens live {} s)",
+        server.kind(),
+        server.base(),
+        bootstrap.namespace,
+        auth::TOKEN_LIFETIME_SECS
+    );
+    Ok((server, bootstrap))
 }
 
 /// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.

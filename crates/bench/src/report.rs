@@ -1,6 +1,6 @@
 //! Results: samples per metric and target, medians, verdicts, the table and the JSON file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
@@ -16,13 +16,15 @@ pub enum Better {
     Lower,
 }
 
-/// The target minato's median must meet.
+/// The target minato's median must meet (minato-auth's, for the authenticated rows).
 #[derive(Debug, Clone, Copy)]
 pub enum Goal {
     /// At least this factor of nginx's median.
     VsNginx(f64),
     /// At least this factor of the reference's median (a higher-is-better figure).
     VsReference(f64),
+    /// At least this value, in the metric's unit.
+    AtLeast(f64),
     /// At most this value, in the metric's unit.
     AtMost(f64),
     /// Strictly below this value, in the metric's unit.
@@ -36,7 +38,7 @@ pub enum Verdict {
     Pass,
     /// Missed.
     Fail,
-    /// A figure it needs is missing.
+    /// A figure it needs is missing (and no run of minato failed).
     Unknown,
 }
 
@@ -73,12 +75,32 @@ pub enum Key {
     BlobHeadRate,
     /// Blob HEAD, p99 latency.
     BlobHeadP99,
+    /// Manifest GET by tag with a bearer token (minato-auth), requests per second.
+    ManifestTagAuthRate,
+    /// Manifest GET by tag with a bearer token, p99 latency.
+    ManifestTagAuthP99,
+    /// Manifest GET by digest with a bearer token (minato-auth), requests per second.
+    ManifestDigestAuthRate,
+    /// Manifest GET by digest with a bearer token, p99 latency.
+    ManifestDigestAuthP99,
+    /// Blob HEAD with a bearer token (minato-auth), requests per second.
+    BlobHeadAuthRate,
+    /// Blob HEAD with a bearer token, p99 latency.
+    BlobHeadAuthP99,
+    /// Tokens issued per second by minato-auth's token endpoint.
+    TokenRate,
+    /// Token endpoint, p99 latency.
+    TokenP99,
     /// Time to fetch every tag following `Link`.
     TagListAll,
     /// Time of one tag-list page request.
     TagListPage,
     /// Time of one catalog request.
     Catalog,
+    /// `minato doctor` over 1,000 workloads sharing 50 images, end to end.
+    Doctor1000,
+    /// `minato pull` throughput of a 1 GiB image (the reference column: `skopeo copy`).
+    Pull1g,
     /// Resident memory after start.
     RssIdle,
     /// Peak resident memory after all workloads.
@@ -96,6 +118,8 @@ pub enum Unit {
     MibPerSec,
     /// Requests per second (higher is better).
     PerSec,
+    /// Tokens issued per second (higher is better).
+    TokensPerSec,
     /// Milliseconds (lower is better).
     Millis,
     /// Seconds (lower is better).
@@ -109,6 +133,7 @@ impl Unit {
         match self {
             Unit::MibPerSec => "MiB/s",
             Unit::PerSec => "req/s",
+            Unit::TokensPerSec => "tokens/s",
             Unit::Millis => "ms",
             Unit::Secs => "s",
             Unit::Mib => "MiB",
@@ -117,17 +142,33 @@ impl Unit {
 
     fn better(self) -> Better {
         match self {
-            Unit::MibPerSec | Unit::PerSec => Better::Higher,
+            Unit::MibPerSec | Unit::PerSec | Unit::TokensPerSec => Better::Higher,
             Unit::Millis | Unit::Secs | Unit::Mib => Better::Lower,
         }
     }
 }
 
 impl Key {
+    /// The target whose figure the goal judges and the "minato" column shows: minato-auth for
+    /// the authenticated rows, minato for the others.
+    pub fn subject(self) -> Kind {
+        match self {
+            Key::ManifestTagAuthRate
+            | Key::ManifestTagAuthP99
+            | Key::ManifestDigestAuthRate
+            | Key::ManifestDigestAuthP99
+            | Key::BlobHeadAuthRate
+            | Key::BlobHeadAuthP99
+            | Key::TokenRate
+            | Key::TokenP99 => Kind::MinatoAuth,
+            _ => Kind::Minato,
+        }
+    }
+
     /// `(json key, default label, unit, goal)`.
     fn definition(self) -> (&'static str, &'static str, Unit, Option<Goal>) {
-        use Goal::{AtMost, Below, VsNginx, VsReference};
-        use Unit::{Mib, MibPerSec, Millis, PerSec, Secs};
+        use Goal::{AtLeast, AtMost, Below, VsNginx, VsReference};
+        use Unit::{Mib, MibPerSec, Millis, PerSec, Secs, TokensPerSec};
         match self {
             Key::BlobGet1 => (
                 "blob_get_c1",
@@ -184,6 +225,49 @@ impl Key {
                 Some(VsReference(4.0)),
             ),
             Key::BlobHeadP99 => ("blob_head_p99", "  p99 latency", Millis, None),
+            Key::ManifestTagAuthRate => (
+                "manifest_tag_auth_rps",
+                "manifest GET by tag, bearer auth, 64 conns",
+                PerSec,
+                Some(VsReference(5.0)),
+            ),
+            Key::ManifestTagAuthP99 => (
+                "manifest_tag_auth_p99",
+                "  p99 latency",
+                Millis,
+                Some(Below(5.0)),
+            ),
+            Key::ManifestDigestAuthRate => (
+                "manifest_digest_auth_rps",
+                "manifest GET by digest, bearer auth, 64 conns",
+                PerSec,
+                Some(VsReference(5.0)),
+            ),
+            Key::ManifestDigestAuthP99 => (
+                "manifest_digest_auth_p99",
+                "  p99 latency",
+                Millis,
+                Some(Below(5.0)),
+            ),
+            Key::BlobHeadAuthRate => (
+                "blob_head_auth_rps",
+                "blob HEAD, bearer auth, 64 conns",
+                PerSec,
+                Some(VsReference(4.0)),
+            ),
+            Key::BlobHeadAuthP99 => (
+                "blob_head_auth_p99",
+                "  p99 latency",
+                Millis,
+                Some(Below(5.0)),
+            ),
+            Key::TokenRate => (
+                "token_rps",
+                "token endpoint, 64 conns",
+                TokensPerSec,
+                Some(AtLeast(5_000.0)),
+            ),
+            Key::TokenP99 => ("token_p99", "  p99 latency", Millis, None),
             Key::TagListAll => ("tag_list_all_ms", "tag list, all tags", Millis, None),
             Key::TagListPage => (
                 "tag_list_page_ms",
@@ -192,6 +276,18 @@ impl Key {
                 Some(AtMost(5.0)),
             ),
             Key::Catalog => ("catalog_ms", "catalog n=1000", Millis, None),
+            Key::Doctor1000 => (
+                "doctor_1000_s",
+                "doctor, 1000 workloads",
+                Secs,
+                Some(Below(2.0)),
+            ),
+            Key::Pull1g => (
+                "pull_1g",
+                "pull 1 GiB (ref: skopeo copy)",
+                MibPerSec,
+                Some(VsReference(0.8)),
+            ),
             Key::RssIdle => ("rss_idle_mib", "RSS idle", Mib, Some(AtMost(20.0))),
             Key::RssPeak => ("rss_peak_mib", "RSS peak (VmHWM)", Mib, Some(AtMost(64.0))),
             Key::LoadTags => ("load_tags_s", "setup: push all tags", Secs, None),
@@ -204,6 +300,8 @@ impl Key {
 #[derive(Debug, Default)]
 pub struct Results {
     samples: BTreeMap<Key, BTreeMap<Kind, Vec<f64>>>,
+    /// Metrics and targets with at least one failed run.
+    failures: BTreeSet<(Key, Kind)>,
     labels: BTreeMap<Key, String>,
     notes: Vec<String>,
     warnings: Vec<String>,
@@ -230,13 +328,15 @@ impl Results {
         self.notes.push(note);
     }
 
-    /// Records that a run of `key` on `kind` failed; the table shows what was measured.
+    /// Records that a run of `key` on `kind` failed; the table shows what was measured, and a
+    /// failed run of the metric's subject fails its goal.
     pub fn fail(&mut self, key: Key, kind: Kind, error: &anyhow::Error) {
         self.samples
             .entry(key)
             .or_default()
             .entry(kind)
             .or_default();
+        self.failures.insert((key, kind));
         let message = format!("{} on {kind}: {error:#}", key.definition().0);
         eprintln!("warning: {message}");
         self.warnings.push(message);
@@ -247,9 +347,10 @@ impl Results {
         median(self.samples.get(&key)?.get(&kind)?)
     }
 
-    /// minato's advantage over `other`: > 1 means minato is better, whatever the direction.
+    /// The subject's (minato's) advantage over `other`: > 1 means minato is better, whatever
+    /// the direction.
     fn advantage(&self, key: Key, other: Kind) -> Option<f64> {
-        let minato = self.median(key, Kind::Minato)?;
+        let minato = self.median(key, key.subject())?;
         let other = self.median(key, other)?;
         let ratio = match key.definition().2.better() {
             Better::Higher => minato / other,
@@ -258,14 +359,20 @@ impl Results {
         ratio.is_finite().then_some(ratio)
     }
 
-    /// Whether minato meets the goal of `key`, if it has one.
+    /// Whether the subject meets the goal of `key`, if it has one; any failed run of the
+    /// subject fails it.
     fn verdict(&self, key: Key) -> Option<Verdict> {
         let goal = key.definition().3?;
+        let subject = key.subject();
+        if self.failures.contains(&(key, subject)) {
+            return Some(Verdict::Fail);
+        }
         let pass = match goal {
             Goal::VsNginx(f) => self.advantage(key, Kind::Nginx).map(|r| r >= f),
             Goal::VsReference(f) => self.advantage(key, Kind::Reference).map(|r| r >= f),
-            Goal::AtMost(x) => self.median(key, Kind::Minato).map(|m| m <= x),
-            Goal::Below(x) => self.median(key, Kind::Minato).map(|m| m < x),
+            Goal::AtLeast(x) => self.median(key, subject).map(|m| m >= x),
+            Goal::AtMost(x) => self.median(key, subject).map(|m| m <= x),
+            Goal::Below(x) => self.median(key, subject).map(|m| m < x),
         };
         Some(match pass {
             Some(true) => Verdict::Pass,
@@ -314,7 +421,7 @@ impl Results {
                     .cloned()
                     .unwrap_or_else(|| label.to_owned()),
                 unit.to_owned(),
-                cell(Kind::Minato),
+                cell(key.subject()),
                 cell(Kind::Reference),
                 cell(Kind::Nginx),
                 ratio(Kind::Reference),
@@ -351,6 +458,12 @@ impl Results {
             line(&mut out, row);
         }
         out.push_str("vs ref / vs nginx: how many times better minato is (>1 = better).\n");
+        if self.samples.keys().any(|k| k.subject() == Kind::MinatoAuth) {
+            out.push_str(
+                "bearer auth / token rows: the minato column is a second minato with tenancy \
+                 authentication (minato-auth); the reference runs without auth.\n",
+            );
+        }
         for note in &self.notes {
             let _ = writeln!(out, "note: {note}");
         }
@@ -428,6 +541,7 @@ fn goal_text(goal: Goal, unit: &str) -> String {
     match goal {
         Goal::VsNginx(f) => format!("≥ {f}× nginx"),
         Goal::VsReference(f) => format!("≥ {f}× ref"),
+        Goal::AtLeast(x) => format!("≥ {x} {unit}"),
         Goal::AtMost(x) => format!("≤ {x} {unit}"),
         Goal::Below(x) => format!("< {x} {unit}"),
     }
@@ -457,5 +571,26 @@ mod tests {
         assert_eq!(results.verdict(Key::BlobHeadP99), None);
         assert_eq!(results.tally(), (1, 1));
         assert!(results.table().contains("FAIL"));
+    }
+
+    #[test]
+    fn authenticated_rows_judge_minato_auth_and_failures() {
+        let mut results = Results::default();
+        results.record(Key::ManifestTagAuthRate, Kind::Minato, 1.0);
+        results.record(Key::ManifestTagAuthRate, Kind::MinatoAuth, 50_000.0);
+        results.record(Key::ManifestTagAuthRate, Kind::Reference, 9_000.0);
+        assert_eq!(
+            results.verdict(Key::ManifestTagAuthRate),
+            Some(Verdict::Pass)
+        );
+        results.record(Key::TokenRate, Kind::MinatoAuth, 4_000.0);
+        assert_eq!(results.verdict(Key::TokenRate), Some(Verdict::Fail));
+        let error = anyhow::anyhow!("3 of 9 answers were not 2xx/3xx");
+        results.fail(Key::ManifestTagAuthRate, Kind::MinatoAuth, &error);
+        assert_eq!(
+            results.verdict(Key::ManifestTagAuthRate),
+            Some(Verdict::Fail)
+        );
+        assert!(results.table().contains("minato-auth"));
     }
 }

@@ -20,8 +20,10 @@ const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// Which server a figure belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
-    /// The registry under test.
+    /// The registry under test, without authentication (`MINATO_NO_AUTH=true`).
     Minato,
+    /// A second minato with tenancy authentication, for the bearer-token workloads.
+    MinatoAuth,
     /// Distribution (`docker-registry`), the reference registry.
     Reference,
     /// nginx serving the blob as a static file: the physical limit for blob GET.
@@ -38,6 +40,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Minato => "minato",
+            Kind::MinatoAuth => "minato-auth",
             Kind::Reference => "reference",
             Kind::Nginx => "nginx",
         }
@@ -212,11 +215,27 @@ fn open_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("setting permissions of {}", dir.display()))
 }
 
-/// Starts `minato serve` with data in `dir/data`, `MINATO_LOG=warn` and authentication off
-/// (`MINATO_NO_AUTH=true`), the same mode as the reference registry here.
+/// How a minato target authenticates its clients.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// No authentication (`MINATO_NO_AUTH=true`), the same mode as the reference registry.
+    Open,
+    /// Tenancy authentication: the first start bootstraps tenancy `namespace` and writes its
+    /// administrator's credentials to `<data>/bootstrap.json`.
+    Tenancy {
+        /// Namespace of the bootstrapped tenancy (`--bootstrap-namespace`).
+        namespace: &'static str,
+        /// Bearer token lifetime (`--token-lifetime-secs`).
+        token_lifetime_secs: u64,
+    },
+}
+
+/// Starts `minato serve` with data in `dir/data` ([`minato_data`]), `MINATO_LOG=warn` and the
+/// given `access`.
 pub async fn start_minato(
     binary: &Path,
     dir: &Path,
+    access: Access,
     http: &reqwest::Client,
 ) -> anyhow::Result<Server> {
     open_dir(dir)?;
@@ -229,18 +248,30 @@ pub async fn start_minato(
             &format!("127.0.0.1:{port}"),
             "--data-dir",
         ])
-        .arg(dir.join("data"))
-        .env("MINATO_LOG", "warn")
-        .env("MINATO_NO_AUTH", "true");
-    Server::spawn(
-        Kind::Minato,
-        command,
-        port,
-        "/readyz",
-        dir.join("minato.log"),
-        http,
-    )
-    .await
+        .arg(minato_data(dir))
+        .env("MINATO_LOG", "warn");
+    let kind = match access {
+        Access::Open => {
+            command.env("MINATO_NO_AUTH", "true");
+            Kind::Minato
+        }
+        Access::Tenancy {
+            namespace,
+            token_lifetime_secs,
+        } => {
+            command
+                .env_remove("MINATO_NO_AUTH")
+                .args(["--bootstrap-namespace", namespace])
+                .args(["--token-lifetime-secs", &token_lifetime_secs.to_string()]);
+            Kind::MinatoAuth
+        }
+    };
+    Server::spawn(kind, command, port, "/readyz", dir.join("minato.log"), http).await
+}
+
+/// The data directory of the minato started in `dir`.
+pub fn minato_data(dir: &Path) -> PathBuf {
+    dir.join("data")
 }
 
 /// Starts the reference registry: filesystem storage under `dir/data`, no auth, deletes

@@ -1,5 +1,5 @@
 //! The measured workloads. Each runs R rounds; every round runs each target once, in the
-//! same order (minato, reference, nginx), so drift affects every target alike.
+//! same order (minato or minato-auth, reference, nginx), so drift affects every target alike.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
+use reqwest::Method;
 
+use crate::auth::AuthTarget;
 use crate::cli::{Plan, Workload};
 use crate::client::{MANIFEST_TYPE, Registry, sha256};
 use crate::headload;
@@ -37,37 +39,54 @@ pub struct Bench<'a> {
     pub minato: &'a Registry,
     /// The reference registry's client.
     pub reference: &'a Registry,
+    /// minato with authentication, when an authenticated workload runs.
+    pub auth: Option<&'a AuthTarget>,
     /// nginx's base URL, when it runs.
     pub nginx: Option<&'a str>,
     /// The wrk binary.
     pub wrk: &'a Path,
+    /// The minato binary (the `doctor` and `pull` workloads run its command line).
+    pub minato_binary: &'a Path,
     /// Directory for wrk output.
     pub scratch: PathBuf,
     /// Where figures go.
     pub results: &'a mut Results,
 }
 
-impl Bench<'_> {
+impl<'a> Bench<'a> {
     /// Runs `workload` for every round and target.
     pub async fn run(&mut self, workload: Workload) -> anyhow::Result<()> {
         match workload {
             Workload::BlobGet => self.blob_get().await,
-            Workload::ManifestGet => self.manifest_get().await,
-            Workload::BlobHead => self.blob_head().await,
+            Workload::ManifestGet => self.manifest_get(Kind::Minato).await,
+            Workload::BlobHead => self.blob_head(Kind::Minato).await,
+            Workload::ManifestGetAuth => self.manifest_get(Kind::MinatoAuth).await,
+            Workload::BlobHeadAuth => self.blob_head(Kind::MinatoAuth).await,
+            Workload::TokenEndpoint => self.token_endpoint().await,
             Workload::TagList => self.tag_list().await,
             Workload::Catalog => self.catalog().await,
             Workload::Push => self.push_monolithic().await,
             Workload::PushChunked => self.push_chunked().await,
+            Workload::Doctor1000 => self.doctor_1000().await,
+            Workload::Pull1g => self.pull_1g().await,
         }
     }
 
     /// The registry client of `kind`; nginx is no registry, so registry workloads iterate
-    /// [`Kind::REGISTRIES`] and blob GET builds nginx's URL itself.
-    fn registry(&self, kind: Kind) -> &Registry {
-        match kind {
+    /// [`Kind::REGISTRIES`] and blob GET builds nginx's URL itself. minato-auth's client sends
+    /// its bearer token with every request.
+    fn registry(&self, kind: Kind) -> anyhow::Result<&'a Registry> {
+        Ok(match kind {
             Kind::Reference => self.reference,
             Kind::Minato | Kind::Nginx => self.minato,
-        }
+            Kind::MinatoAuth => &self.auth()?.registry,
+        })
+    }
+
+    /// The authenticated minato.
+    fn auth(&self) -> anyhow::Result<&'a AuthTarget> {
+        self.auth
+            .context("minato with authentication is not running")
     }
 
     fn rounds(&self) -> impl Iterator<Item = u32> + use<> {
@@ -109,7 +128,7 @@ impl Bench<'_> {
                     let url = match (kind, self.nginx) {
                         (Kind::Nginx, Some(base)) => format!("{base}{NGINX_BLOB}"),
                         (Kind::Nginx, None) => continue,
-                        _ => self.registry(kind).url(&self.blob_path()),
+                        _ => self.registry(kind)?.url(&self.blob_path()),
                     };
                     let run = self.wrk(threads, connections, url, vec![]).await;
                     self.keep(key, kind, round, run.map(|r| r.bytes_per_sec / MIB));
@@ -119,29 +138,34 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Manifest GET by tag and by digest at 64 connections: req/s and p99 latency.
-    async fn manifest_get(&mut self) -> anyhow::Result<()> {
+    /// Manifest GET by tag and by digest at 64 connections on `subject` (minato, or minato-auth
+    /// with its bearer token) and the reference: req/s and p99 latency.
+    async fn manifest_get(&mut self, subject: Kind) -> anyhow::Result<()> {
         let by_tag = if self.data.tags > 0 {
             tag(self.data.tags / 2)
         } else {
             "latest".to_owned()
         };
-        let cases = [
-            (by_tag, Key::ManifestTagRate, Key::ManifestTagP99),
+        let (tag_keys, digest_keys) = if subject == Kind::MinatoAuth {
             (
-                self.data.manifest_digest.clone(),
-                Key::ManifestDigestRate,
-                Key::ManifestDigestP99,
-            ),
+                (Key::ManifestTagAuthRate, Key::ManifestTagAuthP99),
+                (Key::ManifestDigestAuthRate, Key::ManifestDigestAuthP99),
+            )
+        } else {
+            (
+                (Key::ManifestTagRate, Key::ManifestTagP99),
+                (Key::ManifestDigestRate, Key::ManifestDigestP99),
+            )
+        };
+        let cases = [
+            (by_tag, tag_keys),
+            (self.data.manifest_digest.clone(), digest_keys),
         ];
-        for (reference, rate, p99) in cases {
+        for (reference, (rate, p99)) in cases {
+            let path = format!("/v2/{REPO}/manifests/{reference}");
             for round in self.rounds() {
-                for kind in Kind::REGISTRIES {
-                    let url = self
-                        .registry(kind)
-                        .url(&format!("/v2/{REPO}/manifests/{reference}"));
-                    let accept = format!("Accept: {MANIFEST_TYPE}");
-                    let run = self.wrk(2, 64, url, vec![accept]).await;
+                for kind in [subject, Kind::Reference] {
+                    let run = self.manifest_run(kind, &path).await;
                     let figures = run.map(|r| (r.requests_per_sec, r.p99_ms));
                     self.keep_rate_and_p99(rate, p99, kind, round, figures);
                 }
@@ -150,18 +174,69 @@ impl Bench<'_> {
         Ok(())
     }
 
-    /// Blob HEAD at 64 connections, with [`headload`] (wrk cannot measure HEAD).
-    async fn blob_head(&mut self) -> anyhow::Result<()> {
-        let duration = Duration::from_secs(self.plan.duration);
+    /// One wrk run of manifest GETs of `path` on `kind`, after one GET that must answer 200
+    /// (wrk only counts non-2xx answers, and any fails the run).
+    async fn manifest_run(&self, kind: Kind, path: &str) -> anyhow::Result<WrkReport> {
+        let registry = self.registry(kind)?;
+        registry
+            .expect_ok(Method::GET, path, Some(MANIFEST_TYPE))
+            .await?;
+        let mut headers = registry.header_lines();
+        headers.push(format!("Accept: {MANIFEST_TYPE}"));
+        self.wrk(2, 64, registry.url(path), headers).await
+    }
+
+    /// Blob HEAD at 64 connections on `subject` (minato, or minato-auth with its bearer token)
+    /// and the reference, with [`headload`] (wrk cannot measure HEAD).
+    async fn blob_head(&mut self, subject: Kind) -> anyhow::Result<()> {
+        let (rate, p99) = if subject == Kind::MinatoAuth {
+            (Key::BlobHeadAuthRate, Key::BlobHeadAuthP99)
+        } else {
+            (Key::BlobHeadRate, Key::BlobHeadP99)
+        };
         for round in self.rounds() {
-            for kind in Kind::REGISTRIES {
-                let url = self.registry(kind).url(&self.blob_path());
-                let run = headload::run(&url, 64, duration).await;
+            for kind in [subject, Kind::Reference] {
+                let run = self.head_run(kind).await;
                 let figures = run.map(|r| (r.requests_per_sec, Some(r.p99_ms)));
-                self.keep_rate_and_p99(Key::BlobHeadRate, Key::BlobHeadP99, kind, round, figures);
+                self.keep_rate_and_p99(rate, p99, kind, round, figures);
             }
         }
         Ok(())
+    }
+
+    /// One HEAD load run of the blob on `kind`, after one HEAD that must answer 200.
+    async fn head_run(&self, kind: Kind) -> anyhow::Result<headload::HeadReport> {
+        let registry = self.registry(kind)?;
+        let path = self.blob_path();
+        registry.expect_ok(Method::HEAD, &path, None).await?;
+        let duration = Duration::from_secs(self.plan.duration);
+        headload::run(&registry.url(&path), &registry.header_lines(), 64, duration).await
+    }
+
+    /// The token endpoint of minato-auth at 64 connections, with the bootstrap administrator's
+    /// Basic credentials and a pull scope: tokens/s and p99 latency. The reference registry
+    /// has no token endpoint; each round first checks that one answer holds a token.
+    async fn token_endpoint(&mut self) -> anyhow::Result<()> {
+        for round in self.rounds() {
+            let run = self.token_run().await;
+            let figures = run.map(|r| (r.requests_per_sec, r.p99_ms));
+            self.keep_rate_and_p99(
+                Key::TokenRate,
+                Key::TokenP99,
+                Kind::MinatoAuth,
+                round,
+                figures,
+            );
+        }
+        Ok(())
+    }
+
+    /// One sample token request, which must hold a token, then one wrk run of token requests.
+    async fn token_run(&self) -> anyhow::Result<WrkReport> {
+        let auth = self.auth()?;
+        auth.fetch_token().await?;
+        let url = auth.registry.url(&auth.token_path());
+        self.wrk(2, 64, url, vec![auth.basic_header_line()]).await
     }
 
     /// Tag list: all tags following `Link` in pages of `page`, and one page after
@@ -179,7 +254,7 @@ impl Bench<'_> {
         );
         for round in self.rounds() {
             for kind in Kind::REGISTRIES {
-                let registry = self.registry(kind).clone();
+                let registry = self.registry(kind)?.clone();
                 let first = format!("/v2/{REPO}/tags/list?n={page}");
                 let all = time_median(LIST_REPS, || list_all(&registry, &first, "tags")).await;
                 if round == 1
@@ -213,7 +288,7 @@ impl Bench<'_> {
         );
         for round in self.rounds() {
             for kind in Kind::REGISTRIES {
-                let registry = self.registry(kind).clone();
+                let registry = self.registry(kind)?.clone();
                 let path = "/v2/_catalog?n=1000";
                 let run =
                     time_median(LIST_REPS, || list_page(&registry, path, "repositories")).await;
@@ -251,7 +326,7 @@ impl Bench<'_> {
                     })
                     .collect();
                 settle_disk().await?;
-                let registry = self.registry(kind).clone();
+                let registry = self.registry(kind)?.clone();
                 let started = Instant::now();
                 let pushed = stream::iter(blobs)
                     .map(|(digest, data)| {
@@ -290,7 +365,7 @@ impl Bench<'_> {
                 let data = Bytes::copy_from_slice(&base);
                 let digest = sha256(&data);
                 settle_disk().await?;
-                let registry = self.registry(kind);
+                let registry = self.registry(kind)?;
                 let started = Instant::now();
                 let pushed = registry
                     .push_chunked("bench/chunked", &digest, &data, sizes.chunk)

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::keyring::go_base64_decode;
-use crate::reference::default_pull_policy;
+use crate::reference::{ImageReference, default_pull_policy};
 
 /// The reason of the kubelet's warning event for pull secrets it could not fetch.
 pub const FAILED_TO_RETRIEVE_REASON: &str = "FailedToRetrieveImagePullSecret";
@@ -306,7 +306,8 @@ pub struct ServiceAccountObject {
     pub image_pull_secrets: Vec<String>,
 }
 
-/// A node's platform facts, for architecture mismatches (failure 13).
+/// A node's platform facts, for architecture mismatches (failure 13), and the images it holds,
+/// for `imagePullPolicy: Never`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeObject {
     /// The node name.
@@ -319,6 +320,10 @@ pub struct NodeObject {
     pub arch_label: Option<String>,
     /// The `kubernetes.io/os` label.
     pub os_label: Option<String>,
+    /// Every `status.images[].names[]` in order (`docker.io/library/nginx:1.25`,
+    /// `docker.io/library/nginx@sha256:...`): the images present on the node. The kubelet
+    /// reports at most `nodeStatusMaxImages` (50 by default) images, largest first.
+    pub images: Vec<String>,
 }
 
 impl NodeObject {
@@ -331,6 +336,26 @@ impl NodeObject {
             .or(self.os_label.clone())
             .unwrap_or_default();
         Some(NodePlatform { os, architecture })
+    }
+
+    /// Whether the node lists `image` among its images (what the kubelet's `ImageStatus`
+    /// lookup finds before a pull): a listed name with the same normalized repository and the
+    /// same digest when `image` is pinned by digest, else the same tag. Names that do not parse
+    /// (image ids, `<none>`) never match.
+    pub fn has_image(&self, image: &ImageReference) -> bool {
+        let repository = image.repository();
+        self.images.iter().any(|name| {
+            let Ok(listed) = ImageReference::parse(name) else {
+                return false;
+            };
+            if listed.repository() != repository {
+                return false;
+            }
+            match &image.digest {
+                Some(digest) => listed.digest.as_deref() == Some(digest.as_str()),
+                None => listed.tag.is_some() && listed.tag == image.tag,
+            }
+        })
     }
 }
 
@@ -988,12 +1013,42 @@ fn read_node(
         },
         None => (None, None),
     };
+    let mut images = Vec::new();
+    if let Some(status) = root.map("status")? {
+        for (i, value) in status.list("images")?.iter().enumerate() {
+            let path = format!("{}[{i}]", child_path(&status.path, "images"));
+            let map = match value {
+                Value::Null => continue,
+                Value::Object(map) => map,
+                _ => {
+                    return Err(FieldError {
+                        path,
+                        problem: Problem::ExpectedMapping,
+                    });
+                }
+            };
+            let image = Obj { map, path };
+            for (n, name) in image.list("names")?.iter().enumerate() {
+                match name {
+                    Value::Null => {}
+                    Value::String(name) => images.push(name.clone()),
+                    _ => {
+                        return Err(FieldError {
+                            path: format!("{}[{n}]", child_path(&image.path, "names")),
+                            problem: Problem::ExpectedString,
+                        });
+                    }
+                }
+            }
+        }
+    }
     Ok(NodeObject {
         name,
         architecture,
         operating_system,
         arch_label: labels.get(ARCH_LABEL).cloned(),
         os_label: labels.get(OS_LABEL).cloned(),
+        images,
     })
 }
 
@@ -1266,7 +1321,15 @@ items:
     metadata: {name: bare}
   - kind: Node
     metadata: {name: a2}
-    status: {nodeInfo: {architecture: arm64, operatingSystem: linux}}
+    status:
+      nodeInfo: {architecture: arm64, operatingSystem: linux}
+      images:
+      - names:
+        - docker.io/library/nginx@sha256:e7a4c186eef137a75caacae308765dc2fbb2f57c36d95c0b3ccf6efe6d912ec1
+        - docker.io/library/nginx:1.25
+        sizeBytes: 71000000
+      - {names: null, sizeBytes: 1}
+      - names: [registry.k8s.io/pause:3.9]
 "#;
 
     #[test]
@@ -1289,6 +1352,15 @@ items:
         );
         assert_eq!(c.nodes.len(), 4);
         assert_eq!(c.node("x1").unwrap().arch_label.as_deref(), Some("amd64"));
+        assert!(c.node("x1").unwrap().images.is_empty());
+        assert_eq!(
+            c.node("a2").unwrap().images,
+            [
+                "docker.io/library/nginx@sha256:e7a4c186eef137a75caacae308765dc2fbb2f57c36d95c0b3ccf6efe6d912ec1",
+                "docker.io/library/nginx:1.25",
+                "registry.k8s.io/pause:3.9"
+            ]
+        );
         let platforms: Vec<String> = c.node_platforms().iter().map(ToString::to_string).collect();
         assert_eq!(platforms, ["amd64", "linux/arm64"]);
     }
@@ -1492,6 +1564,14 @@ spec: {containers: [{image: i}]}
             "pods.yaml: document 1 (Node n): status.nodeInfo.architecture: expected a string"
         );
         assert_eq!(
+            error("kind: Node\nmetadata: {name: n}\nstatus: {images: [{names: [a, 5]}]}\n"),
+            "pods.yaml: document 1 (Node n): status.images[0].names[1]: expected a string"
+        );
+        assert_eq!(
+            error("kind: Node\nmetadata: {name: n}\nstatus: {images: [x]}\n"),
+            "pods.yaml: document 1 (Node n): status.images[0]: expected a mapping"
+        );
+        assert_eq!(
             error("kind: Node\nmetadata: {name: n, labels: {kubernetes.io/os: {}}}\n"),
             "pods.yaml: document 1 (Node n): metadata.labels[\"kubernetes.io/os\"]: expected a string"
         );
@@ -1617,6 +1697,30 @@ spec: {containers: [{image: i}]}
     }
 
     // End to end: manifests → effective secrets → keyring → credentials for each container.
+    #[test]
+    fn node_images_match_by_repository_and_tag_or_digest() {
+        let c = read(LIST);
+        let node = c.node("a2").unwrap();
+        let has = |image: &str| node.has_image(&ImageReference::parse(image).unwrap());
+        assert!(has("nginx:1.25"));
+        assert!(has("docker.io/library/nginx:1.25"));
+        assert!(has("index.docker.io/library/nginx:1.25"));
+        assert!(has(
+            "nginx@sha256:e7a4c186eef137a75caacae308765dc2fbb2f57c36d95c0b3ccf6efe6d912ec1"
+        ));
+        assert!(has(
+            "nginx:9@sha256:e7a4c186eef137a75caacae308765dc2fbb2f57c36d95c0b3ccf6efe6d912ec1"
+        ));
+        assert!(has("registry.k8s.io/pause:3.9"));
+        assert!(!has("nginx"), "latest is not listed");
+        assert!(!has("nginx:1.26"));
+        assert!(!has("other/nginx:1.25"));
+        assert!(!has(
+            "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+        ));
+        assert!(!has("registry.k8s.io/pause:3.9-x"));
+    }
+
     #[test]
     fn cluster_to_keyring() {
         use crate::keyring::Keyring;

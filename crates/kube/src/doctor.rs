@@ -4,7 +4,15 @@
 //! the kubelet reason, a stable cause code and a concrete fix.
 //!
 //! Registry answers are fetched once per (image, credential) and concurrently, so a cluster
-//! dump with many workloads sharing a few images is diagnosed quickly.
+//! dump with many workloads sharing a few images is diagnosed quickly. Two refusals get a
+//! follow-up request, so the cause is the root cause of §7 rather than the registry's wording:
+//! a `MANIFEST_UNKNOWN` is checked against the repository's tag list (Distribution answers
+//! `MANIFEST_UNKNOWN` for repositories it does not have), and a 401 from the registry after
+//! the token endpoint accepted the credentials is checked against the token's `access` claim
+//! (an empty claim means a missing policy: `denied`, not `unauthorized`).
+//!
+//! `imagePullPolicy: Never` is judged against the Nodes' `status.images` only: the kubelet
+//! never contacts the registry then.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,10 +21,11 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cluster::{Cluster, ContainerView, NodePlatform, Workload};
+use crate::cluster::{Cluster, ContainerView, NodeObject, NodePlatform, Workload};
 use crate::keyring::{Credential as KeyringCredential, Keyring, SourceStatus};
+use crate::login::Challenge;
 use crate::reference::{ImageReference, parse_error_message};
-use crate::registry_client::{Credential, ErrorKind, RegistryError, Transport};
+use crate::registry_client::{ClientConfig, Credential, ErrorKind, RegistryError, Transport};
 
 /// Registry lookups run at once.
 const CONCURRENCY: usize = 16;
@@ -156,7 +165,16 @@ enum Answer {
         platforms: Vec<String>,
     },
     /// A refusal or failure.
-    Failed { kind: ErrorKind, text: String },
+    Failed {
+        kind: ErrorKind,
+        /// The error as the runtime reports it.
+        text: String,
+        /// The URL that answered with the refusal (a token endpoint or a `/v2/` URL).
+        url: Option<String>,
+        /// What a follow-up check found (the tag list of a repository whose manifest is
+        /// unknown).
+        evidence: Option<String>,
+    },
 }
 
 type AnswerKey = (String, Option<(String, String)>);
@@ -187,28 +205,74 @@ fn platform_text(value: &Value) -> Option<String> {
     })
 }
 
+fn failed(error: &RegistryError) -> Answer {
+    let url = match error {
+        RegistryError::Response { url, .. }
+        | RegistryError::Protocol { url, .. }
+        | RegistryError::DigestMismatch { url, .. }
+        | RegistryError::Interrupted { url, .. } => Some(url.clone()),
+        RegistryError::Unreachable { .. } => None,
+    };
+    Answer::Failed {
+        kind: error.kind(),
+        text: error.to_string(),
+        url,
+        evidence: None,
+    }
+}
+
 async fn fetch(
     transport: &Transport,
+    http: &reqwest::Client,
     reference: &ImageReference,
     credential: Option<Credential>,
 ) -> Answer {
-    let failed = |e: RegistryError| Answer::Failed {
-        kind: e.kind(),
-        text: e.to_string(),
-    };
     let client = match transport
-        .connect(reference.registry_host(), credential)
+        .connect(reference.registry_host(), credential.clone())
         .await
     {
         Ok(client) => client,
-        Err(e) => return failed(e),
+        Err(e) => return failed(&e),
     };
     let manifest = match client
         .manifest(&reference.path, reference.manifest_reference())
         .await
     {
         Ok(manifest) => manifest,
-        Err(e) => return failed(e),
+        Err(e) if e.kind() == ErrorKind::ManifestUnknown => {
+            let mut answer = failed(&e);
+            // Distribution answers MANIFEST_UNKNOWN also for a repository it does not have;
+            // its tag list tells the two apart (§7.12's check).
+            if let Some(said) = unknown_repository(
+                http,
+                client.base_url(),
+                &reference.path,
+                credential.as_ref(),
+            )
+            .await
+                && let Answer::Failed { kind, evidence, .. } = &mut answer
+            {
+                *kind = ErrorKind::NameUnknown;
+                *evidence = Some(said);
+            }
+            return answer;
+        }
+        Err(e) => {
+            let mut answer = failed(&e);
+            let from_registry =
+                matches!(&answer, Answer::Failed { url: Some(url), .. } if url.contains("/v2/"));
+            if e.kind() == ErrorKind::Unauthorized
+                && from_registry
+                && let Some(credential) = &credential
+                && let Some(said) =
+                    token_without_access(http, client.base_url(), &reference.path, credential).await
+                && let Answer::Failed { kind, evidence, .. } = &mut answer
+            {
+                *kind = ErrorKind::Denied;
+                *evidence = Some(said);
+            }
+            return answer;
+        }
     };
     let document: Value = serde_json::from_slice(&manifest.bytes).unwrap_or(Value::Null);
     let platforms = match document["manifests"].as_array() {
@@ -225,6 +289,167 @@ async fn fetch(
         digest: manifest.digest.to_string(),
         platforms,
     }
+}
+
+/// The challenge of the registry at `base_url` (`GET /v2/` answered 401), for the follow-up
+/// checks below; `None` when it asks for no authentication or does not answer.
+async fn ping_challenge(http: &reqwest::Client, base_url: &str) -> Option<Challenge> {
+    let answer = http.get(format!("{base_url}/v2/")).send().await.ok()?;
+    if answer.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return None;
+    }
+    answer
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Challenge::parse)
+}
+
+/// The JSON body of a small answer (a token, an error), read up to 64 KiB.
+async fn small_json(mut answer: reqwest::Response) -> Option<Value> {
+    const LIMIT: usize = 64 * 1024;
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.ok()? {
+        if body.len() + chunk.len() > LIMIT {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).ok()
+}
+
+/// A Bearer token for `scope` from the challenge's realm with `credential` (anonymous when
+/// `None`); `None` when the token endpoint refuses or answers no token.
+async fn bearer_token(
+    http: &reqwest::Client,
+    challenge: &Challenge,
+    scope: &str,
+    credential: Option<&Credential>,
+) -> Option<String> {
+    let mut realm = reqwest::Url::parse(challenge.param("realm")?).ok()?;
+    {
+        let mut query = realm.query_pairs_mut();
+        if let Some(service) = challenge.param("service") {
+            query.append_pair("service", service);
+        }
+        query.append_pair("scope", scope);
+    }
+    let mut request = http.get(realm);
+    if let Some(c) = credential {
+        request = request.basic_auth(&c.username, Some(&c.password));
+    }
+    let issued = request.send().await.ok()?;
+    if !issued.status().is_success() {
+        return None;
+    }
+    let body = small_json(issued).await?;
+    body["token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .or_else(|| body["access_token"].as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// Asks `GET /v2/<path>/tags/list` (authenticating as a runtime would: Basic, or a Bearer token
+/// for `repository:<path>:pull`) and returns the registry's answer when it says the repository
+/// is unknown (`NAME_UNKNOWN`); `None` for any other answer or failure.
+async fn unknown_repository(
+    http: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+    credential: Option<&Credential>,
+) -> Option<String> {
+    let url = format!("{base_url}/v2/{path}/tags/list?n=1");
+    let mut request = http.get(&url);
+    if let Some(challenge) = ping_challenge(http, base_url).await {
+        match challenge.scheme.as_str() {
+            "basic" => {
+                let c = credential?;
+                request = request.basic_auth(&c.username, Some(&c.password));
+            }
+            "bearer" => {
+                let scope = format!("repository:{path}:pull");
+                let token = bearer_token(http, &challenge, &scope, credential).await?;
+                request = request.bearer_auth(token);
+            }
+            _ => return None,
+        }
+    }
+    let answer = request.send().await.ok()?;
+    if answer.status() != reqwest::StatusCode::NOT_FOUND {
+        return None;
+    }
+    let body = small_json(answer).await?;
+    let error = &body["errors"][0];
+    (error["code"] == "NAME_UNKNOWN").then(|| {
+        format!(
+            "GET {url:?}: name unknown: {}",
+            error["message"].as_str().unwrap_or_default()
+        )
+    })
+}
+
+/// After a 401 from the registry itself (not from its token endpoint) for `credential`: asks the
+/// token endpoint again and reads the `access` claim of the token it issues. When the
+/// credentials are accepted but the token grants no pull on `path`, the refusal is an access
+/// decision (§7.11: the policy is missing), not a credential problem; returns what was found.
+/// `None` for a Basic-auth registry (there a 401 does mean wrong credentials) or any failure.
+async fn token_without_access(
+    http: &reqwest::Client,
+    base_url: &str,
+    path: &str,
+    credential: &Credential,
+) -> Option<String> {
+    let challenge = ping_challenge(http, base_url).await?;
+    if challenge.scheme != "bearer" {
+        return None;
+    }
+    let scope = format!("repository:{path}:pull");
+    let token = bearer_token(http, &challenge, &scope, Some(credential)).await?;
+    match jwt_access(&token) {
+        Some(access) => {
+            let grants_pull = access.as_array().is_some_and(|entries| {
+                entries.iter().any(|e| {
+                    e["type"] == "repository"
+                        && e["name"] == path
+                        && e["actions"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x == "pull" || x == "*"))
+                })
+            });
+            (!grants_pull).then(|| {
+                format!(
+                    "the token endpoint accepted {} for {scope}, but the token's access claim is {access}",
+                    credential.username
+                )
+            })
+        }
+        None => Some(format!(
+            "the token endpoint accepted {} for {scope}, but the registry refused the token it issued",
+            credential.username
+        )),
+    }
+}
+
+/// The `access` claim of a JWT, without verifying it (only to explain a refusal).
+fn jwt_access(token: &str) -> Option<Value> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("access").cloned()
+}
+
+/// Whether the registry is a tenancy registry, whose usernames are
+/// `<tenancy-namespace>/<user>`: an OCIR host, or a registry whose token endpoint is the
+/// tenancy one (`/20180419/docker/token`, OCIR's and minato's).
+fn tenancy_registry(domain: &str, refused_by: Option<&str>) -> bool {
+    domain.ends_with(".ocir.io")
+        || (domain.starts_with("ocir.") && domain.ends_with(".oraclecloud.com"))
+        || refused_by.is_some_and(|url| url.contains("/20180419/docker/token"))
 }
 
 /// The platform of a single-platform image, from its config blob.
@@ -273,13 +498,21 @@ pub async fn diagnose(cluster: &Cluster, options: &DoctorOptions) -> Vec<Finding
         }
     }
     let transport = Arc::new(transport);
+    let config = ClientConfig::default();
+    let http = reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .read_timeout(config.read_timeout)
+        .user_agent(config.user_agent)
+        .build()
+        .unwrap_or_default();
     let answers: HashMap<AnswerKey, Answer> = stream::iter(wanted)
         .map(|key| {
             let transport = transport.clone();
+            let http = http.clone();
             async move {
                 let reference = ImageReference::parse(&key.0).expect("planned references parse");
                 let credential = key.1.clone().map(|(u, p)| Credential::new(u, p));
-                let answer = fetch(&transport, &reference, credential).await;
+                let answer = fetch(&transport, &http, &reference, credential).await;
                 (key, answer)
             }
         })
@@ -403,6 +636,11 @@ fn plan(
         }
     };
     plan.finding.resolved_image = reference.to_string();
+    if plan.finding.pull_policy == "Never" {
+        // The kubelet only looks for the image on the node: no credentials, no registry.
+        never_pull(&mut plan.finding, cluster, workload, &reference);
+        return plan;
+    }
     let repository = reference.repository();
     let keyring = match Keyring::pod(&effective.found, &options.node_keyring) {
         Ok(keyring) => keyring,
@@ -450,6 +688,89 @@ fn plan(
     plan
 }
 
+/// `imagePullPolicy: Never` (§2.1 step 4.2): the image must already be on the node the pod
+/// runs on. Judged against the nodes' `status.images` — the node the pod is bound to when it is
+/// among them, else the nodes its `kubernetes.io/arch` selector allows, else every node.
+fn never_pull(
+    finding: &mut Finding,
+    cluster: &Cluster,
+    workload: &Workload,
+    reference: &ImageReference,
+) {
+    let image = crate::pull::with_default_tag(&finding.image);
+    let not_present = format!("Container image {image:?} is not present with pull policy of Never");
+    let preload = format!(
+        "preload {image} on every node (e.g. `ctr -n k8s.io images import` or a pre-pull DaemonSet), or set imagePullPolicy to IfNotPresent"
+    );
+    let bound = workload
+        .pod
+        .node_name
+        .as_deref()
+        .and_then(|name| cluster.node(name));
+    let candidates: Vec<&NodeObject> = match (bound, &workload.pod.node_selector_arch) {
+        (Some(node), _) => vec![node],
+        (None, Some(arch)) => {
+            let selected: Vec<&NodeObject> = cluster
+                .nodes
+                .iter()
+                .filter(|n| n.platform().is_some_and(|p| &p.architecture == arch))
+                .collect();
+            if selected.is_empty() {
+                cluster.nodes.iter().collect()
+            } else {
+                selected
+            }
+        }
+        (None, None) => cluster.nodes.iter().collect(),
+    };
+    if candidates.is_empty() {
+        finding.verdict = Verdict::Warn;
+        finding.cause = cause::NEVER_PULL_ABSENT.into();
+        finding.message = format!(
+            "imagePullPolicy is Never: the kubelet never pulls {image}, so it must be preloaded on every node the pod may run on (no Node objects in the input to check; otherwise the pod fails with ErrImageNeverPull: {not_present})"
+        );
+        finding.fix = format!(
+            "{preload}; give the Nodes (`kubectl get nodes -o yaml`) to check their images"
+        );
+        return;
+    }
+    let (with, without): (Vec<&NodeObject>, Vec<&NodeObject>) =
+        candidates.iter().partition(|n| n.has_image(reference));
+    let names = |nodes: &[&NodeObject]| {
+        nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if without.is_empty() {
+        finding.registry_answer = format!(
+            "not contacted (imagePullPolicy Never; present on {})",
+            names(&with)
+        );
+        return;
+    }
+    finding.cause = cause::NEVER_PULL_ABSENT.into();
+    finding.reason = "ErrImageNeverPull".into();
+    let caveat = "node status lists at most 50 images by default (kubelet nodeStatusMaxImages)";
+    if with.is_empty() {
+        finding.verdict = Verdict::Fail;
+        finding.message = not_present;
+        finding.fix = format!(
+            "{preload} (not listed by node(s) {}; {caveat})",
+            names(&without)
+        );
+    } else {
+        finding.verdict = Verdict::Warn;
+        finding.message = format!(
+            "{not_present} on node(s) {} (present on {}): pods scheduled there fail with ErrImageNeverPull",
+            names(&without),
+            names(&with)
+        );
+        finding.fix = format!("{preload}, or pin the pod to the nodes that have it ({caveat})");
+    }
+}
+
 fn conclude(
     mut plan: Plan,
     answers: &HashMap<AnswerKey, Answer>,
@@ -463,9 +784,12 @@ fn conclude(
     };
     let image = plan.finding.image.clone();
     if let Some(error) = plan.keyring_error.take() {
+        // The kubelet aborts the credential lookup and the pull with the JSON error itself,
+        // which becomes the container's waiting reason (§2.5): not ErrImagePull.
+        let reason = error.clone();
         fail(
             &mut plan.finding,
-            "ErrImagePull",
+            &reason,
             cause::SECRET_MALFORMED,
             error,
             "recreate the secret with `minato create secret docker-registry` (or fix its JSON)"
@@ -491,12 +815,24 @@ fn conclude(
         }
         last = Some((attempt.clone(), answer.clone()));
     }
-    let Some((attempt, Answer::Failed { kind, text })) = last else {
+    let Some((
+        attempt,
+        Answer::Failed {
+            kind,
+            text,
+            url,
+            evidence,
+        },
+    )) = last
+    else {
         return plan.finding;
     };
-    plan.finding.registry_answer = text.clone();
+    plan.finding.registry_answer = match &evidence {
+        Some(evidence) => format!("{text} ({evidence})"),
+        None => text.clone(),
+    };
     let message = format!("Failed to pull image {image:?}: {text}");
-    let (cause, fix) = classify(&plan, attempt.as_ref(), &kind, &reference);
+    let (cause, fix) = classify(&plan, attempt.as_ref(), &kind, &reference, url.as_deref());
     fail(&mut plan.finding, "ErrImagePull", cause, message, fix);
     plan.finding.fix.push_str(" (after the first failure the kubelet reports ImagePullBackOff and retries after 10s, 20s, 40s ... up to 5m)");
     plan.finding
@@ -577,6 +913,7 @@ fn classify(
     attempt: Option<&(String, String)>,
     kind: &ErrorKind,
     reference: &ImageReference,
+    refused_by: Option<&str>,
 ) -> (&'static str, String) {
     let registry = &reference.domain;
     match kind {
@@ -600,7 +937,10 @@ fn classify(
                 reference.manifest_reference()
             ),
         ),
-        ErrorKind::Unauthorized | ErrorKind::Denied => refusal(plan, attempt, kind, registry),
+        ErrorKind::Unauthorized | ErrorKind::Denied => {
+            let tenancy = tenancy_registry(registry, refused_by);
+            refusal(plan, attempt, kind, registry, tenancy)
+        }
         _ => (
             cause::UNAUTHORIZED,
             "inspect the registry's answer above".to_owned(),
@@ -613,6 +953,7 @@ fn refusal(
     attempt: Option<&(String, String)>,
     kind: &ErrorKind,
     registry: &str,
+    tenancy: bool,
 ) -> (&'static str, String) {
     let Some((username, password)) = attempt else {
         if !plan.missing_secrets.is_empty() {
@@ -652,7 +993,9 @@ fn refusal(
             "the registry refused anonymous access; give the pod a pull secret".to_owned(),
         );
     };
-    if !username.contains('/') && username != "BEARER_TOKEN" {
+    // Only tenancy registries (OCIR, minato) need the namespace in the username; elsewhere a
+    // plain username is normal and the refusal is about the password.
+    if tenancy && !username.contains('/') && username != "BEARER_TOKEN" {
         return (
             cause::USERNAME_MISSING_NAMESPACE,
             format!("use the username <tenancy-namespace>/{username} in the pull secret"),
@@ -692,5 +1035,36 @@ mod tests {
         assert!(text.contains("password of 19 characters with whitespace at an end"));
         assert!(describe_credential("jdoe", "x").contains("no tenancy namespace"));
         assert!(describe_credential("ns/idp/u", "x").contains("<namespace>/<idp>/<user>"));
+    }
+
+    #[test]
+    fn tenancy_registries_are_recognized() {
+        assert!(tenancy_registry("phx.ocir.io", None));
+        assert!(tenancy_registry(
+            "ocir.us-phoenix-1.oci.oraclecloud.com",
+            None
+        ));
+        assert!(tenancy_registry(
+            "127.0.0.1:5000",
+            Some("http://127.0.0.1:5000/20180419/docker/token?service=x&scope=y")
+        ));
+        assert!(!tenancy_registry(
+            "127.0.0.1:5000",
+            Some("http://127.0.0.1:5000/v2/a/manifests/v1")
+        ));
+        assert!(!tenancy_registry("docker.io", None));
+    }
+
+    #[test]
+    fn reads_the_access_claim_of_a_token() {
+        use base64::Engine as _;
+        let encode = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.sig",
+            encode(r#"{"alg":"ES256"}"#),
+            encode(r#"{"sub":"acme/u","access":[]}"#)
+        );
+        assert_eq!(jwt_access(&token), Some(serde_json::json!([])));
+        assert_eq!(jwt_access("opaque-token"), None);
     }
 }
