@@ -543,10 +543,24 @@ impl RegistryClient {
         repository: &str,
         headers: &[(reqwest::header::HeaderName, HeaderValue)],
     ) -> Result<reqwest::Response, RegistryError> {
-        let scope = format!("repository:{repository}:pull");
+        self.send(reqwest::Method::GET, url, repository, "pull", headers)
+            .await
+    }
+
+    /// A request for `repository` with a token for `actions` (e.g. `pull`, `delete`), retried
+    /// once with a fresh token when the registry refuses a cached one.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        repository: &str,
+        actions: &str,
+        headers: &[(reqwest::header::HeaderName, HeaderValue)],
+    ) -> Result<reqwest::Response, RegistryError> {
+        let scope = format!("repository:{repository}:{actions}");
         let mut fresh = false;
         loop {
-            let mut request = self.inner.http.get(url);
+            let mut request = self.inner.http.request(method.clone(), url);
             for (name, value) in headers {
                 request = request.header(name, value.clone());
             }
@@ -685,6 +699,124 @@ impl RegistryClient {
             start,
             total,
         })
+    }
+}
+
+/// One entry of an OCI image index (a referrers listing): the referring manifest.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    /// Media type of the referring manifest.
+    #[serde(default)]
+    pub media_type: String,
+    /// Its digest.
+    pub digest: String,
+    /// Its size.
+    #[serde(default)]
+    pub size: u64,
+    /// Its `artifactType`, when listed.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    /// Its annotations, when listed.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndexWire {
+    #[serde(default)]
+    manifests: Vec<IndexEntry>,
+}
+
+/// Reads the `manifests` of an OCI image index.
+pub fn parse_index(bytes: &[u8]) -> Result<Vec<IndexEntry>, serde_json::Error> {
+    serde_json::from_slice::<IndexWire>(bytes).map(|index| index.manifests)
+}
+
+impl RegistryClient {
+    /// `GET /v2/<repository>/referrers/<digest>[?artifactType=]`: the manifests whose subject
+    /// is `digest`. `None` when the registry answers 404 (no referrers API; use the tag
+    /// schema). The filter is applied here too, in case the registry ignored it.
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Vec<IndexEntry>>, RegistryError> {
+        let mut url = format!("{}/v2/{repository}/referrers/{digest}", self.inner.base_url);
+        if let Some(filter) = artifact_type {
+            url.push_str("?artifactType=");
+            url.push_str(&filter.replace('+', "%2B"));
+        }
+        let answer = self.get(&url, repository, &[]).await?;
+        if answer.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !answer.status().is_success() {
+            return Err(error_from_response("Get", answer).await);
+        }
+        let bytes = read_limited(answer, &url, MANIFEST_LIMIT).await?;
+        let entries = parse_index(&bytes).map_err(|e| RegistryError::Protocol {
+            url: url.clone(),
+            reason: format!("referrers answer is not an image index: {e}"),
+        })?;
+        Ok(Some(
+            entries
+                .into_iter()
+                .filter(|e| artifact_type.is_none() || e.artifact_type.as_deref() == artifact_type)
+                .collect(),
+        ))
+    }
+
+    /// Downloads a whole blob of at most `limit` bytes (signature payloads, small configs).
+    pub async fn blob_bytes(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        limit: usize,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.inner.base_url);
+        let answer = self.get(&url, repository, &[]).await?;
+        if !answer.status().is_success() {
+            return Err(error_from_response("Get", answer).await);
+        }
+        read_limited(answer, &url, limit).await
+    }
+
+    /// `DELETE /v2/<repository>/manifests/<digest>` with a token for `delete`.
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let url = format!("{}/v2/{repository}/manifests/{digest}", self.inner.base_url);
+        let answer = self
+            .send(reqwest::Method::DELETE, &url, repository, "delete", &[])
+            .await?;
+        if !answer.status().is_success() {
+            return Err(error_from_response("Delete", answer).await);
+        }
+        Ok(())
+    }
+
+    /// A `GET` of any URL on the registry's host (e.g. its admin API) with the client's
+    /// credential as Basic authentication; returns the status and body (at most `limit`).
+    pub async fn get_with_basic(
+        &self,
+        path: &str,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>), RegistryError> {
+        let url = format!("{}{path}", self.inner.base_url);
+        let mut request = self.inner.http.get(&url);
+        if let Some(c) = &self.inner.credential {
+            request = request.header(AUTHORIZATION, basic_header(&c.username, &c.password));
+        }
+        let answer = request
+            .send()
+            .await
+            .map_err(|e| self.send_error(&url, &e))?;
+        let status = answer.status().as_u16();
+        Ok((status, read_limited(answer, &url, limit).await?))
     }
 }
 

@@ -1,30 +1,10 @@
 //! `minato admin ...`: the command-line client of the admin API.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-/// Where and as whom to reach the admin API.
-#[derive(Debug, Args)]
-pub struct Connection {
-    /// Registry URL.
-    #[arg(
-        long,
-        env = "MINATO_SERVER",
-        default_value = "http://127.0.0.1:5000",
-        global = true
-    )]
-    server: String,
-    /// Login, `<tenancy-namespace>/<username>`.
-    #[arg(long, env = "MINATO_USERNAME", global = true)]
-    username: Option<String>,
-    /// Read the auth token from standard input (else from MINATO_PASSWORD).
-    #[arg(long, global = true)]
-    password_stdin: bool,
-    /// Print raw JSON answers.
-    #[arg(short = 'o', long = "output", value_parser = ["text", "json"], default_value = "text", global = true)]
-    output: String,
-}
+use crate::api_client::{Client, Connection, encode, field, lines};
 
 /// Arguments of `minato admin`.
 #[derive(Debug, Args)]
@@ -158,7 +138,6 @@ enum SigningKeyCommand {
 /// Runs an admin command.
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     let client = Client::connect(&args.connection)?;
-    let text = args.connection.output == "text";
     let (answer, printer): (Value, fn(&Value) -> String) = match args.command {
         AdminCommand::Tenancy(TenancyCommand::Create {
             namespace,
@@ -283,98 +262,11 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             (client.post("/admin/signing-keys/rotate", json!({}))?, |v| field(v, "kid"))
         }
     };
-    if text {
-        println!("{}", printer(&answer));
-    } else {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-    }
-    Ok(())
-}
-
-fn field(value: &Value, key: &str) -> String {
-    match &value[key] {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-fn lines(value: &Value, line: impl Fn(&Value) -> String) -> String {
-    value
-        .as_array()
-        .map(|items| items.iter().map(line).collect::<Vec<_>>().join("\n"))
-        .unwrap_or_default()
+    args.connection.output.print(&answer, printer)
 }
 
 fn policy_lines(value: &Value) -> String {
     lines(value, |p| {
         format!("{}\t{}", field(p, "id"), field(p, "statement"))
     })
-}
-
-fn encode(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// A blocking HTTP client with the caller's credentials.
-struct Client {
-    http: reqwest::blocking::Client,
-    server: String,
-    username: String,
-    password: String,
-}
-
-impl Client {
-    fn connect(connection: &Connection) -> anyhow::Result<Client> {
-        let username = connection
-            .username
-            .clone()
-            .context("give --username <tenancy-namespace>/<user> (or MINATO_USERNAME)")?;
-        let password = if connection.password_stdin {
-            crate::stdin_secret::read()?
-        } else {
-            std::env::var("MINATO_PASSWORD")
-                .context("give --password-stdin or set MINATO_PASSWORD to an auth token")?
-        };
-        Ok(Client {
-            http: reqwest::blocking::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()?,
-            server: connection.server.trim_end_matches('/').to_owned(),
-            username,
-            password,
-        })
-    }
-
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
-        let response = request
-            .basic_auth(&self.username, Some(&self.password))
-            .send()
-            .with_context(|| format!("cannot reach {}", self.server))?;
-        let status = response.status();
-        let body = response.text().unwrap_or_default();
-        if status.is_success() {
-            if body.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_str(&body).context("the server answered with invalid JSON");
-        }
-        let message = serde_json::from_str::<Value>(&body)
-            .ok()
-            .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_owned))
-            .unwrap_or(body);
-        bail!("{} ({status})", message.trim())
-    }
-
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.server)))
-    }
-
-    fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.server)).json(&body))
-    }
-
-    fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.server)))
-    }
 }

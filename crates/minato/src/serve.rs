@@ -1,6 +1,6 @@
 //! `minato serve`: open the store, bind, serve until SIGINT/SIGTERM, drain, exit 0.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use clap::Args;
 use minato_iam::audit::AuditLog;
 use minato_registry::auth::{Auth, AuthConfig, TenancyAccess};
 use minato_registry::{OpenAccess, RegistryConfig, Tls};
+use minato_sign::{RootKey, Vault};
 use minato_store::{Store, StoreOptions};
 
 use crate::config::Settings;
@@ -73,8 +74,9 @@ async fn serve(settings: crate::config::Resolved) -> anyhow::Result<()> {
         minato_registry::build_router(store.clone(), config, Arc::new(OpenAccess))
     } else {
         let auth = open_auth(&settings).await?;
+        let vault = open_vault(&settings.data_dir).await?;
         minato_registry::build_router(store.clone(), config, Arc::new(TenancyAccess(auth.clone())))
-            .merge(minato_registry::tenancy_routes(auth))
+            .merge(minato_registry::tenancy_routes(auth, store.clone(), vault))
     };
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -118,6 +120,22 @@ async fn open_auth(settings: &crate::config::Resolved) -> anyhow::Result<Arc<Aut
         Arc::new(audit),
         config,
     )))
+}
+
+/// Environment variable holding the vault's root key (standard base64 of 32 bytes); when
+/// unset, the key is `<data-dir>/root.key`, created with mode 0600 on first start.
+const ROOT_KEY_ENV: &str = "MINATO_ROOT_KEY";
+
+/// Opens the signing-key vault (`<data-dir>/keys.db`) under the root key.
+async fn open_vault(data_dir: &Path) -> anyhow::Result<Arc<Vault>> {
+    let root = match std::env::var(ROOT_KEY_ENV) {
+        Ok(text) => RootKey::from_env_base64(&text)?,
+        Err(_) => RootKey::load_or_create(&data_dir.join("root.key"))?,
+    };
+    let vault = Vault::open(data_dir, root)
+        .await
+        .context("opening the signing-key vault")?;
+    Ok(Arc::new(vault))
 }
 
 async fn shutdown_signal() {

@@ -15,6 +15,7 @@ mod headers;
 pub mod range;
 pub mod route;
 pub mod server;
+mod signatures;
 
 pub use access::{AccessControl, AccessDecision, OpenAccess};
 pub use server::{RegistryConfig, Tls, build_router, serve, spawn_maintenance, tenancy_routes};

@@ -87,8 +87,13 @@ pub fn build_router(
 }
 
 /// The routes that only exist with tenancy authentication: the token endpoint and the admin
-/// API. Merge them into [`build_router`]'s router.
-pub fn tenancy_routes(auth: Arc<crate::auth::Auth>) -> Router {
+/// API (including signing keys and server-side signing, which store signatures in `store`
+/// with keys of `vault`). Merge them into [`build_router`]'s router.
+pub fn tenancy_routes(
+    auth: Arc<crate::auth::Auth>,
+    store: Arc<Store>,
+    vault: Arc<minato_sign::Vault>,
+) -> Router {
     Router::new()
         .route(
             "/20180419/docker/token",
@@ -96,7 +101,11 @@ pub fn tenancy_routes(auth: Arc<crate::auth::Auth>) -> Router {
                 .post(crate::auth::token_endpoint::post_token),
         )
         .with_state(auth.clone())
-        .merge(crate::admin::router(auth))
+        .merge(crate::admin::router(crate::admin::AdminState {
+            auth,
+            store,
+            vault,
+        }))
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

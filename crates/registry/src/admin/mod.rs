@@ -3,18 +3,21 @@
 //! authenticate with Basic credentials (`<namespace>/<user>` + auth token); tenancy
 //! administrators manage their tenancy, system-tenancy administrators every tenancy, users
 //! with `manage` on a repository its settings, and any user may manage their own auth tokens.
+//! Signing keys and image signatures live in [`keys`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use minato_iam::{IamError, Principal, RepoSettings, Resource, Verb};
+use minato_sign::Vault;
+use minato_store::Store;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -22,11 +25,33 @@ use crate::auth::{Auth, decode_basic};
 use crate::error::{ApiError, Code};
 use crate::server::Peer;
 
+mod keys;
+
+pub(crate) use keys::vault_error;
+
 /// The OpenAPI document of this API.
 const OPENAPI: &str = include_str!("openapi.json");
 
+/// What admin handlers work on: identities, the registry content (signatures are stored as
+/// artifacts) and the key vault.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Authentication, the directory and the audit log.
+    pub auth: Arc<Auth>,
+    /// Registry content.
+    pub store: Arc<Store>,
+    /// Signing keys of every tenancy.
+    pub vault: Arc<Vault>,
+}
+
+impl FromRef<AdminState> for Arc<Auth> {
+    fn from_ref(state: &AdminState) -> Arc<Auth> {
+        state.auth.clone()
+    }
+}
+
 /// Routes of the admin API.
-pub fn router(auth: Arc<Auth>) -> Router {
+pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/admin/openapi.json", get(openapi))
         .route("/admin/whoami", get(whoami))
@@ -68,7 +93,35 @@ pub fn router(auth: Arc<Auth>) -> Router {
             get(list_repositories).post(put_repository),
         )
         .route("/admin/signing-keys/rotate", post(rotate_signing_key))
-        .with_state(auth)
+        .route(
+            "/admin/tenancies/{namespace}/keys",
+            get(keys::list_keys).post(keys::create_key),
+        )
+        .route(
+            "/admin/tenancies/{namespace}/keys/{name}",
+            get(keys::get_key),
+        )
+        .route(
+            "/admin/tenancies/{namespace}/keys/{name}/rotate",
+            post(keys::rotate_key),
+        )
+        .route(
+            "/admin/tenancies/{namespace}/keys/{name}/disable",
+            post(keys::disable_key),
+        )
+        .route(
+            "/admin/tenancies/{namespace}/keys/{name}/enable",
+            post(keys::enable_key),
+        )
+        .route(
+            "/admin/tenancies/{namespace}/keys/{name}/public",
+            get(keys::public_keys),
+        )
+        .route(
+            "/admin/tenancies/{namespace}/keys/{name}/sign",
+            post(keys::sign),
+        )
+        .with_state(state)
 }
 
 /// A JSON request body whose rejection answers in the API's error shape.
@@ -108,10 +161,15 @@ impl<S: Send + Sync> FromRequestParts<S> for UserQuery {
 /// The authenticated caller of an admin request.
 struct Caller(Principal);
 
-impl FromRequestParts<Arc<Auth>> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, auth: &Arc<Auth>) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let auth = Arc::<Auth>::from_ref(state);
         let basic = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -77,8 +77,12 @@ impl Registry {
             AuthConfig::for_public_url(&base),
         ));
         let access = Arc::new(TenancyAccess(auth.clone()));
-        let router = build_router(store, RegistryConfig::default(), access)
-            .merge(tenancy_routes(auth.clone()));
+        let root = minato_sign::RootKey::generate().expect("root key");
+        let vault = minato_sign::Vault::open(dir.path(), root)
+            .await
+            .expect("key vault opens");
+        let router = build_router(store.clone(), RegistryConfig::default(), access)
+            .merge(tenancy_routes(auth.clone(), store, Arc::new(vault)));
         (Registry::run(listener, base, router, dir), auth)
     }
 
