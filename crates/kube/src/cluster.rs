@@ -193,6 +193,9 @@ pub struct Workload {
     /// Whether the object was read from a live cluster (`metadata.uid` or a
     /// `metadata.creationTimestamp` is set): for a live Pod, admission has already run.
     pub live: bool,
+    /// The annotations admission sees for its pods: the object's own, overlaid by those of
+    /// its pod template (as the image verification webhook reads them, for break-glass).
+    pub annotations: BTreeMap<String, String>,
     /// The pod spec.
     pub pod: PodSpecView,
     /// Where it was read.
@@ -796,6 +799,9 @@ impl Reader<'_> {
                 namespace: meta.namespace,
                 name: meta.name,
                 live: meta.live,
+                annotations: crate::admission::pod_images(kind, value)
+                    .map(|(annotations, _)| annotations)
+                    .unwrap_or_default(),
                 pod,
                 origin: self.location(&item, Some(label.clone())),
             });

@@ -75,6 +75,15 @@ pub struct DockerConfig {
 }
 
 impl DockerConfig {
+    /// An empty configuration held in memory only (credentials assembled by a program, not
+    /// meant to be saved).
+    pub fn empty() -> DockerConfig {
+        DockerConfig {
+            path: PathBuf::new(),
+            document: Map::new(),
+        }
+    }
+
     /// Reads `path`; a missing file is an empty configuration.
     pub fn load(path: &Path) -> Result<DockerConfig, ConfigError> {
         let document = match std::fs::read(path) {

@@ -13,6 +13,12 @@
 //!
 //! `imagePullPolicy: Never` is judged against the Nodes' `status.images` only: the kubelet
 //! never contacts the registry then.
+//!
+//! With an image verification policy ([`DoctorOptions::policy`]), every container whose pull
+//! would succeed is also judged by the admission webhook's own [`Engine`] in the workload's
+//! namespace with its annotations (exempt namespaces, break-glass), fetching signatures with the
+//! credential that worked for the pull (over the node docker config): a denial is a failure
+//! with cause [`cause::SIGNATURE_INVALID`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -22,8 +28,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::{Cluster, ContainerView, NodeObject, NodePlatform, Workload};
+use crate::docker_config::DockerConfig;
 use crate::keyring::{Credential as KeyringCredential, Keyring, SourceStatus};
 use crate::login::Challenge;
+use crate::policy::{Engine, KeySpec, PodDecision, Policy};
 use crate::reference::{ImageReference, parse_error_message};
 use crate::registry_client::{ClientConfig, Credential, ErrorKind, RegistryError, Transport};
 
@@ -76,6 +84,10 @@ pub mod cause {
     pub const NEVER_PULL_ABSENT: &str = "never-pull-absent";
     /// The registry cannot be reached.
     pub const REGISTRY_UNREACHABLE: &str = "registry-unreachable";
+    /// The image verification policy denies the image (no valid signature by a policy key, a
+    /// tag where a digest is required, a registry outside the policy): the admission webhook
+    /// would refuse the pod.
+    pub const SIGNATURE_INVALID: &str = "signature-invalid";
 }
 
 /// Diagnosis options.
@@ -85,6 +97,12 @@ pub struct DoctorOptions {
     pub node_keyring: Keyring,
     /// Platforms to check images against when the input has no Nodes (`--node-arch`).
     pub platforms: Vec<NodePlatform>,
+    /// The image verification policy the admission webhook applies (`--policy`); `None`
+    /// leaves signatures unchecked.
+    pub policy: Option<Policy>,
+    /// The nodes' docker config, for the policy engine's registry requests to hosts the pull
+    /// credential does not cover (trusted keys of another registry).
+    pub docker_config: Option<DockerConfig>,
 }
 
 /// One pull secret as the kubelet would read it.
@@ -154,6 +172,10 @@ pub struct Finding {
     pub registry_answer: String,
     /// Platforms the image offers (`os/arch[/variant]`).
     pub platforms: Vec<String>,
+    /// The image verification policy's verdict (`admitted: ...` or `denied: ...`), when a
+    /// policy was given and the pull would succeed.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub signature: String,
 }
 
 /// What the registry said for one (image, credential).
@@ -524,10 +546,137 @@ pub async fn diagnose(cluster: &Cluster, options: &DoctorOptions) -> Vec<Finding
     } else {
         cluster.node_platforms()
     };
-    plans
+    let concluded: Vec<(Finding, Option<Attempt>)> = plans
         .into_iter()
         .map(|plan| conclude(plan, &answers, &node_platforms))
+        .collect();
+    match &options.policy {
+        Some(policy) => check_signatures(cluster, options, policy, concluded).await,
+        None => concluded.into_iter().map(|(finding, _)| finding).collect(),
+    }
+}
+
+/// A credential tried for a pull (`None` = anonymous).
+type Attempt = Option<(String, String)>;
+
+/// Asks the policy engine about every container whose pull succeeded (`pulled` = the
+/// credential that worked), in its workload's namespace with its annotations, as the admission
+/// webhook would for the pod. One engine per (registry, credential), so signatures are fetched
+/// with the credential that pulled the image.
+async fn check_signatures(
+    cluster: &Cluster,
+    options: &DoctorOptions,
+    policy: &Policy,
+    concluded: Vec<(Finding, Option<Attempt>)>,
+) -> Vec<Finding> {
+    let containers = cluster
+        .workloads
+        .iter()
+        .flat_map(|w| w.pod.containers.iter().map(move |_| w));
+    let mut engines: HashMap<(String, Attempt), Result<Engine, String>> = HashMap::new();
+    let mut jobs = Vec::new();
+    for (index, (workload, (finding, pulled))) in containers.zip(&concluded).enumerate() {
+        let Some(attempt) = pulled else { continue };
+        if finding.verdict == Verdict::Fail {
+            continue;
+        }
+        let Ok(reference) = ImageReference::parse(&finding.image) else {
+            continue;
+        };
+        let key = (reference.domain.clone(), attempt.clone());
+        engines.entry(key.clone()).or_insert_with(|| {
+            let mut config = options
+                .docker_config
+                .clone()
+                .unwrap_or_else(DockerConfig::empty);
+            if let Some((username, password)) = attempt {
+                config.set_credentials(&reference.domain, username, password);
+            }
+            Engine::new(policy.clone(), Some(config))
+        });
+        jobs.push((index, key, workload));
+    }
+    let engines = &engines;
+    let decisions: HashMap<usize, Result<PodDecision, String>> = stream::iter(jobs)
+        .map(|(index, key, workload)| {
+            let image = concluded[index].0.image.clone();
+            async move {
+                let decision = match &engines[&key] {
+                    Ok(engine) => Ok(engine
+                        .check_pod(&workload.namespace, &workload.annotations, &[image])
+                        .await),
+                    Err(e) => Err(e.clone()),
+                };
+                (index, decision)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
         .collect()
+        .await;
+    concluded
+        .into_iter()
+        .enumerate()
+        .map(|(index, (mut finding, _))| {
+            match decisions.get(&index) {
+                Some(Ok(decision)) => signature_verdict(&mut finding, policy, decision),
+                Some(Err(e)) => {
+                    let message = format!(
+                        "the signature of {:?} cannot be checked: {e}",
+                        finding.image
+                    );
+                    fail(
+                        &mut finding,
+                        "AdmissionDenied",
+                        cause::SIGNATURE_INVALID,
+                        message,
+                        "check the policy file and the network".to_owned(),
+                    );
+                }
+                None => {}
+            }
+            finding
+        })
+        .collect()
+}
+
+/// Records the engine's decision for one container; a denial fails it.
+fn signature_verdict(finding: &mut Finding, policy: &Policy, decision: &PodDecision) {
+    if decision.allowed {
+        let why = match decision.images.first() {
+            Some(verdict) => verdict.message.clone(),
+            None => match decision.audit_annotations.values().next() {
+                Some(note) => note.clone(),
+                None if !policy.enabled => "the policy is disabled".to_owned(),
+                None => format!("namespace {:?} is exempt", finding.namespace),
+            },
+        };
+        finding.signature = format!("admitted: {why}");
+        return;
+    }
+    finding.signature = format!("denied: {}", decision.message);
+    let message = format!(
+        "the admission webhook would refuse the pod: {}",
+        decision.message
+    );
+    let key = policy
+        .keys
+        .iter()
+        .find_map(|k| match k {
+            KeySpec::Named(name) => Some(name.as_str()),
+            KeySpec::Inline { .. } => None,
+        })
+        .unwrap_or("<namespace>/<name>");
+    let fix = format!(
+        "sign the image with one of the policy keys (`minato sign {} --key {key}`) or reference a signed digest",
+        finding.image
+    );
+    fail(
+        finding,
+        "AdmissionDenied",
+        cause::SIGNATURE_INVALID,
+        message,
+        fix,
+    );
 }
 
 /// What is known about a container before asking the registry.
@@ -563,6 +712,7 @@ fn base_finding(workload: &Workload, container: &ContainerView) -> Finding {
         credential: "anonymous".to_owned(),
         registry_answer: String::new(),
         platforms: Vec::new(),
+        signature: String::new(),
     }
 }
 
@@ -771,16 +921,17 @@ fn never_pull(
     }
 }
 
+/// The finding, and the credential that pulled the image when the registry had it.
 fn conclude(
     mut plan: Plan,
     answers: &HashMap<AnswerKey, Answer>,
     nodes: &[NodePlatform],
-) -> Finding {
+) -> (Finding, Option<Attempt>) {
     if plan.finding.verdict == Verdict::Fail {
-        return plan.finding;
+        return (plan.finding, None);
     }
     let Some(reference) = plan.reference.clone() else {
-        return plan.finding;
+        return (plan.finding, None);
     };
     let image = plan.finding.image.clone();
     if let Some(error) = plan.keyring_error.take() {
@@ -795,7 +946,7 @@ fn conclude(
             "recreate the secret with `minato create secret docker-registry` (or fix its JSON)"
                 .into(),
         );
-        return plan.finding;
+        return (plan.finding, None);
     }
     let mut last = None;
     for attempt in &plan.attempts {
@@ -805,13 +956,14 @@ fn conclude(
             None => "anonymous".to_owned(),
         };
         if let Answer::Found { digest, platforms } = answer {
+            let pulled_with = attempt.clone();
             plan.finding.registry_answer = format!("manifest {digest}");
             plan.finding.platforms = platforms.clone();
             check_platforms(&mut plan, nodes);
             if plan.finding.verdict == Verdict::Ok {
                 warn_missing_secrets(&mut plan);
             }
-            return plan.finding;
+            return (plan.finding, Some(pulled_with));
         }
         last = Some((attempt.clone(), answer.clone()));
     }
@@ -825,7 +977,7 @@ fn conclude(
         },
     )) = last
     else {
-        return plan.finding;
+        return (plan.finding, None);
     };
     plan.finding.registry_answer = match &evidence {
         Some(evidence) => format!("{text} ({evidence})"),
@@ -835,7 +987,7 @@ fn conclude(
     let (cause, fix) = classify(&plan, attempt.as_ref(), &kind, &reference, url.as_deref());
     fail(&mut plan.finding, "ErrImagePull", cause, message, fix);
     plan.finding.fix.push_str(" (after the first failure the kubelet reports ImagePullBackOff and retries after 10s, 20s, 40s ... up to 5m)");
-    plan.finding
+    (plan.finding, None)
 }
 
 fn warn_missing_secrets(plan: &mut Plan) {

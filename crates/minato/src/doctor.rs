@@ -1,5 +1,6 @@
 //! `minato doctor`: reads what a cluster sees (Pods, workloads, Secrets, ServiceAccounts,
-//! Nodes) and explains, per container, whether the kubelet would pull its image and why not.
+//! Nodes) and explains, per container, whether the kubelet would pull its image and why not;
+//! with `--policy`, also whether the image verification webhook would admit it.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -7,8 +8,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use minato_kube::cluster::{Cluster, NodePlatform, read_documents};
+use minato_kube::docker_config::DockerConfig;
 use minato_kube::doctor::{DoctorOptions, Finding, Verdict, diagnose};
 use minato_kube::keyring::Keyring;
+use minato_kube::policy::Policy;
 
 /// Arguments of `minato doctor`.
 #[derive(Debug, Args)]
@@ -26,6 +29,11 @@ pub struct DoctorArgs {
     /// The nodes' docker config file (node-level credentials, tried after pull secrets).
     #[arg(long)]
     docker_config: Option<PathBuf>,
+    /// An ImageVerificationPolicy file (as `minato webhook --policy` takes): also check that
+    /// the admission webhook would admit each image that pulls (signatures fetched with the
+    /// credential that pulled it).
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 fn read_cluster(files: &[String]) -> anyhow::Result<Cluster> {
@@ -51,14 +59,23 @@ fn read_cluster(files: &[String]) -> anyhow::Result<Cluster> {
 /// Runs the diagnosis; exits non-zero when any container would fail to pull.
 pub fn run(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
     let cluster = read_cluster(&args.files)?;
-    let node_keyring = match &args.docker_config {
+    let (node_keyring, docker_config) = match &args.docker_config {
         Some(path) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            Keyring::from_docker_config(path.clone(), &bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.kubelet_message()))?
+            let keyring = Keyring::from_docker_config(path.clone(), &bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.kubelet_message()))?;
+            (keyring, Some(DockerConfig::load(path)?))
         }
-        None => Keyring::empty(),
+        None => (Keyring::empty(), None),
+    };
+    let policy = match &args.policy {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(Policy::parse(&text).with_context(|| path.display().to_string())?)
+        }
+        None => None,
     };
     let options = DoctorOptions {
         node_keyring,
@@ -70,6 +87,8 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
                 architecture: arch.clone(),
             })
             .collect(),
+        policy,
+        docker_config,
     };
     let findings = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -189,6 +208,9 @@ fn print_table(findings: &[Finding]) {
         }
         if !finding.platforms.is_empty() {
             println!("  platforms:   {}", finding.platforms.join(", "));
+        }
+        if !finding.signature.is_empty() {
+            println!("  signature:   {}", finding.signature);
         }
     }
 }
