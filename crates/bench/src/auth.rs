@@ -70,6 +70,8 @@ pub struct AuthTarget {
     basic: String,
     /// The `service` of token requests.
     service: String,
+    /// The bootstrap administrator's credentials (the signing workload runs `minato` with them).
+    pub bootstrap: Bootstrap,
 }
 
 impl AuthTarget {
@@ -138,6 +140,7 @@ pub async fn prepare(
         registry: anonymous.clone(),
         basic,
         service: bootstrap.registry.clone(),
+        bootstrap: bootstrap.clone(),
     };
     let token = target.fetch_token().await?;
     ensure!(

@@ -69,11 +69,15 @@ pub enum Workload {
     /// `minato pull --dest` vs `skopeo copy` of a 1 GiB, 8-layer image from minato.
     #[value(name = "pull-1g")]
     Pull1g,
+    /// `minato webhook` verdicts for a 10-container Pod of signed images, warm and uncached.
+    Webhook,
+    /// `minato sign` then `minato verify` of one image (minato with authentication).
+    SignVerify,
 }
 
 impl Workload {
     /// Every workload, in the order they run.
-    pub const ALL: [Workload; 12] = [
+    pub const ALL: [Workload; 14] = [
         Workload::BlobGet,
         Workload::ManifestGet,
         Workload::BlobHead,
@@ -86,13 +90,18 @@ impl Workload {
         Workload::PushChunked,
         Workload::Doctor1000,
         Workload::Pull1g,
+        Workload::Webhook,
+        Workload::SignVerify,
     ];
 
     /// Whether the workload measures minato with authentication (a second minato target).
     pub fn authenticated(self) -> bool {
         matches!(
             self,
-            Workload::ManifestGetAuth | Workload::BlobHeadAuth | Workload::TokenEndpoint
+            Workload::ManifestGetAuth
+                | Workload::BlobHeadAuth
+                | Workload::TokenEndpoint
+                | Workload::SignVerify
         )
     }
 }

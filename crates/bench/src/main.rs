@@ -12,6 +12,7 @@ mod headload;
 mod kube;
 mod load;
 mod report;
+mod signing;
 mod targets;
 mod workloads;
 mod wrk;

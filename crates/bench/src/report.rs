@@ -101,6 +101,14 @@ pub enum Key {
     Doctor1000,
     /// `minato pull` throughput of a 1 GiB image (the reference column: `skopeo copy`).
     Pull1g,
+    /// `minato webhook` p99 for a 10-container Pod, warm caches.
+    WebhookWarmP99,
+    /// `minato webhook` p99 for a 10-container Pod of images it has not seen.
+    WebhookColdP99,
+    /// `minato sign` + `minato verify` of one image, median (minato-auth).
+    SignVerifyMedian,
+    /// `minato sign` + `minato verify` of one image, p99 (minato-auth).
+    SignVerifyP99,
     /// Resident memory after start.
     RssIdle,
     /// Peak resident memory after all workloads.
@@ -160,7 +168,9 @@ impl Key {
             | Key::BlobHeadAuthRate
             | Key::BlobHeadAuthP99
             | Key::TokenRate
-            | Key::TokenP99 => Kind::MinatoAuth,
+            | Key::TokenP99
+            | Key::SignVerifyMedian
+            | Key::SignVerifyP99 => Kind::MinatoAuth,
             _ => Kind::Minato,
         }
     }
@@ -288,6 +298,25 @@ impl Key {
                 MibPerSec,
                 Some(VsReference(0.8)),
             ),
+            Key::WebhookWarmP99 => (
+                "webhook_warm_p99_ms",
+                "webhook verdict, 10-container Pod, warm, p99",
+                Millis,
+                Some(Below(5.0)),
+            ),
+            Key::WebhookColdP99 => (
+                "webhook_uncached_p99_ms",
+                "webhook verdict, 10-container Pod, uncached, p99",
+                Millis,
+                Some(Below(50.0)),
+            ),
+            Key::SignVerifyMedian => (
+                "sign_verify_median_ms",
+                "sign + verify one image, median",
+                Millis,
+                Some(Below(20.0)),
+            ),
+            Key::SignVerifyP99 => ("sign_verify_p99_ms", "  p99", Millis, Some(Below(20.0))),
             Key::RssIdle => ("rss_idle_mib", "RSS idle", Mib, Some(AtMost(20.0))),
             Key::RssPeak => ("rss_peak_mib", "RSS peak (VmHWM)", Mib, Some(AtMost(64.0))),
             Key::LoadTags => ("load_tags_s", "setup: push all tags", Secs, None),

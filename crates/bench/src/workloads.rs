@@ -69,6 +69,8 @@ impl<'a> Bench<'a> {
             Workload::PushChunked => self.push_chunked().await,
             Workload::Doctor1000 => self.doctor_1000().await,
             Workload::Pull1g => self.pull_1g().await,
+            Workload::Webhook => self.webhook().await,
+            Workload::SignVerify => self.sign_verify().await,
         }
     }
 

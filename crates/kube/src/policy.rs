@@ -207,6 +207,8 @@ pub struct Engine {
     docker_config: Option<DockerConfig>,
     verdicts: Mutex<HashMap<String, (ImageVerdict, Instant)>>,
     keys: tokio::sync::Mutex<Option<(Vec<PolicyKey>, Instant)>>,
+    /// Connected clients by registry host: the `/v2/` ping and token cache are paid once.
+    clients: Mutex<HashMap<String, RegistryClient>>,
 }
 
 impl Engine {
@@ -225,6 +227,7 @@ impl Engine {
             docker_config,
             verdicts: Mutex::new(HashMap::new()),
             keys: tokio::sync::Mutex::new(None),
+            clients: Mutex::new(HashMap::new()),
         })
     }
 
@@ -238,13 +241,27 @@ impl Engine {
         Some(Credential::new(user, password))
     }
 
-    /// Connects to the registry of `reference` with its credential.
+    /// A client of the registry of `reference` with its credential (connected once per host).
     pub async fn client(
         &self,
         reference: &ImageReference,
     ) -> Result<RegistryClient, SignatureError> {
+        let known = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&reference.domain)
+            .cloned();
+        if let Some(client) = known {
+            return Ok(client);
+        }
         let credential = self.credential(&reference.domain);
-        signatures::connect(&self.transport, reference, credential).await
+        let client = signatures::connect(&self.transport, reference, credential).await?;
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(reference.domain.clone(), client.clone());
+        Ok(client)
     }
 
     /// Decides for the images of a pod in `namespace` with `annotations`.
@@ -273,10 +290,11 @@ impl Engine {
             );
             return admit(BTreeMap::from([(AUDIT_BREAK_GLASS.to_owned(), note)]));
         }
-        let mut verdicts = Vec::with_capacity(images.len());
-        for image in images {
-            verdicts.push(self.check_image(image).await);
-        }
+        // The containers' images are independent: check them at once, so a pod's latency is
+        // that of its slowest image.
+        let verdicts =
+            futures_util::future::join_all(images.iter().map(|image| self.check_image(image)))
+                .await;
         let denials: Vec<&str> = verdicts
             .iter()
             .filter(|v| !v.allowed)
@@ -327,6 +345,11 @@ impl Engine {
                 reference.domain
             ))
         };
+        if let Some(digest) = &reference.digest
+            && let Some(cached) = self.cached(&format!("{}@{digest}", reference.repository()))
+        {
+            return cached;
+        }
         let client = match self.client(&reference).await {
             Ok(c) => c,
             Err(e) => return unreachable(e),
