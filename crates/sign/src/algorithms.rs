@@ -6,10 +6,8 @@
 //! always uses MGF1 with the message hash and a salt as long as the hash (what KMS services and
 //! `openssl -sigopt rsa_pss_saltlen:digest` do).
 //!
-//! `SHA_224_RSA_PKCS_PSS` is known (it may appear in payloads made elsewhere) but not
-//! supported: aws-lc-rs offers RSA-PSS only with SHA-256/384/512, and minato does not add a
-//! second RSA implementation for one legacy hash. Signing with it is refused with
-//! [`AlgorithmError::Unsupported`], and verifying with it always fails.
+//! aws-lc-rs offers RSA-PSS only with SHA-256/384/512; `SHA_224_RSA_PKCS_PSS`, which OCIR
+//! also signs with, is computed by the RustCrypto `rsa` crate (module `pss224`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,12 +40,6 @@ pub enum AlgorithmError {
         /// The requested signing algorithm.
         signing: SigningAlgorithm,
     },
-    /// A known algorithm that this build cannot compute.
-    #[error(
-        "signing algorithm {0} is not supported: RSA-PSS with SHA-224 is unavailable in the \
-         crypto library; use SHA_256_RSA_PKCS_PSS, SHA_384_RSA_PKCS_PSS or SHA_512_RSA_PKCS_PSS"
-    )]
-    Unsupported(SigningAlgorithm),
 }
 
 /// The type and size of a signing key. RSA keys are what OCIR image signing requires; ECDSA
@@ -109,7 +101,7 @@ impl KeyAlgorithm {
         if !self.fits(signing) {
             return Err(AlgorithmError::Mismatch { key: self, signing });
         }
-        signing.check_supported()
+        Ok(())
     }
 }
 
@@ -146,7 +138,7 @@ impl<'de> Deserialize<'de> for KeyAlgorithm {
 /// A signing algorithm, named as OCI KMS names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SigningAlgorithm {
-    /// RSA-PSS with SHA-224. Known, never computed (see the module documentation).
+    /// RSA-PSS with SHA-224 (computed by the `rsa` crate, see the module documentation).
     Sha224RsaPkcsPss,
     /// RSA-PSS with SHA-256.
     Sha256RsaPkcsPss,
@@ -159,7 +151,7 @@ pub enum SigningAlgorithm {
 }
 
 impl SigningAlgorithm {
-    /// Every signing algorithm name, including the unsupported SHA-224 one.
+    /// Every signing algorithm.
     pub const ALL: [SigningAlgorithm; 5] = [
         SigningAlgorithm::Sha224RsaPkcsPss,
         SigningAlgorithm::Sha256RsaPkcsPss,
@@ -184,15 +176,7 @@ impl SigningAlgorithm {
         !matches!(self, SigningAlgorithm::EcdsaP256Sha256)
     }
 
-    /// Refuses the algorithms this build cannot compute (only SHA-224 PSS).
-    pub fn check_supported(self) -> Result<(), AlgorithmError> {
-        match self {
-            SigningAlgorithm::Sha224RsaPkcsPss => Err(AlgorithmError::Unsupported(self)),
-            _ => Ok(()),
-        }
-    }
-
-    /// The aws-lc-rs verification parameters, `None` for the unsupported algorithm.
+    /// The aws-lc-rs verification parameters, `None` for SHA-224 PSS (verified by `pss224`).
     fn verification(self) -> Option<&'static dyn VerificationAlgorithm> {
         match self {
             SigningAlgorithm::Sha224RsaPkcsPss => None,
@@ -238,16 +222,13 @@ impl<'de> Deserialize<'de> for SigningAlgorithm {
 /// Verifies `signature` over `message` with a public key given as PEM text (`PUBLIC KEY`, or
 /// `RSA PUBLIC KEY` for RSA) or as DER (SubjectPublicKeyInfo, or PKCS#1 for RSA). Returns
 /// false for a bad signature, an unreadable key, a key of the wrong type or size (RSA below
-/// 2048 bits), and for SHA-224 PSS, which cannot be computed here.
+/// 2048 bits).
 pub fn verify(
     public_key_pem_or_der: &[u8],
     algorithm: SigningAlgorithm,
     message: &[u8],
     signature: &[u8],
 ) -> bool {
-    let Some(parameters) = algorithm.verification() else {
-        return false;
-    };
     let der = if looks_like_pem(public_key_pem_or_der) {
         match pem_decode(public_key_pem_or_der) {
             Some((label, der))
@@ -260,9 +241,12 @@ pub fn verify(
     } else {
         public_key_pem_or_der.to_vec()
     };
-    UnparsedPublicKey::new(parameters, der)
-        .verify(message, signature)
-        .is_ok()
+    match algorithm.verification() {
+        Some(parameters) => UnparsedPublicKey::new(parameters, der)
+            .verify(message, signature)
+            .is_ok(),
+        None => crate::pss224::verify(&der, message, signature),
+    }
 }
 
 fn looks_like_pem(bytes: &[u8]) -> bool {
@@ -361,8 +345,6 @@ mod tests {
             for signing in SigningAlgorithm::ALL {
                 let expected = if key.is_rsa() != signing.is_rsa() {
                     Err(AlgorithmError::Mismatch { key, signing })
-                } else if signing == SigningAlgorithm::Sha224RsaPkcsPss {
-                    Err(AlgorithmError::Unsupported(signing))
                 } else {
                     Ok(())
                 };
@@ -376,11 +358,6 @@ mod tests {
         assert_eq!(
             KeyAlgorithm::EcdsaP256.default_signing_algorithm(),
             SigningAlgorithm::EcdsaP256Sha256
-        );
-        let text = AlgorithmError::Unsupported(SigningAlgorithm::Sha224RsaPkcsPss).to_string();
-        assert!(
-            text.contains("SHA_224_RSA_PKCS_PSS is not supported"),
-            "{text}"
         );
     }
 
@@ -484,15 +461,27 @@ mod tests {
     }
 
     #[test]
-    fn sha224_never_verifies() {
+    fn sha224_signatures_verify_only_as_sha224() {
         let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).unwrap();
         let spki = pair.public_key().as_der().unwrap();
-        let mut signature = vec![0; pair.public_modulus_len()];
-        pair.sign(&RSA_PSS_SHA256, &SystemRandom::new(), b"m", &mut signature)
-            .unwrap();
+        let pkcs8 =
+            aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&pair).unwrap();
+        let signature = crate::pss224::sign(pkcs8.as_ref(), b"m").unwrap();
+        assert!(verify(
+            spki.as_ref(),
+            SigningAlgorithm::Sha224RsaPkcsPss,
+            b"m",
+            &signature
+        ));
         assert!(!verify(
             spki.as_ref(),
             SigningAlgorithm::Sha224RsaPkcsPss,
+            b"n",
+            &signature
+        ));
+        assert!(!verify(
+            spki.as_ref(),
+            SigningAlgorithm::Sha256RsaPkcsPss,
             b"m",
             &signature
         ));

@@ -18,6 +18,7 @@ pub mod artifact;
 pub mod cosign;
 mod jsonfmt;
 pub mod payload;
+mod pss224;
 pub mod vault;
 pub mod verification;
 

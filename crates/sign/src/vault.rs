@@ -494,7 +494,16 @@ fn sign_with(
         SigningAlgorithm::Sha256RsaPkcsPss => &RSA_PSS_SHA256,
         SigningAlgorithm::Sha384RsaPkcsPss => &RSA_PSS_SHA384,
         SigningAlgorithm::Sha512RsaPkcsPss => &RSA_PSS_SHA512,
-        other => return Err(AlgorithmError::Unsupported(other).into()),
+        SigningAlgorithm::Sha224RsaPkcsPss => {
+            return crate::pss224::sign(pkcs8, message).map_err(|e| failed(&e));
+        }
+        SigningAlgorithm::EcdsaP256Sha256 => {
+            return Err(AlgorithmError::Mismatch {
+                key: algorithm,
+                signing,
+            }
+            .into());
+        }
     };
     let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| failed("stored key unreadable"))?;
     let mut signature = vec![0u8; pair.public_modulus_len()];
@@ -1272,7 +1281,7 @@ mod tests {
             ),
             "{error:?}"
         );
-        let error = vault
+        let signature = vault
             .sign(
                 "acme1",
                 "rsa",
@@ -1281,16 +1290,14 @@ mod tests {
                 b"m",
             )
             .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                error,
-                VaultError::Algorithm(AlgorithmError::Unsupported(
-                    SigningAlgorithm::Sha224RsaPkcsPss
-                ))
-            ),
-            "{error:?}"
-        );
+            .unwrap();
+        let public = vault.public_key_pem("acme1", "rsa", None).await.unwrap();
+        assert!(crate::algorithms::verify(
+            public.as_bytes(),
+            SigningAlgorithm::Sha224RsaPkcsPss,
+            b"m",
+            &signature.bytes
+        ));
     }
 
     #[tokio::test]
