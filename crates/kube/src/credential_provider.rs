@@ -92,17 +92,6 @@ pub fn parse_request(text: &str) -> Result<Request, ProviderError> {
     Ok(request)
 }
 
-/// Go's `time.Duration` text (`4m0s`, `1h0m0s`, `59s`), which the kubelet parses.
-pub fn go_duration(duration: Duration) -> String {
-    let total = duration.as_secs();
-    let (hours, minutes, seconds) = (total / 3600, total % 3600 / 60, total % 60);
-    match (hours, minutes) {
-        (0, 0) => format!("{seconds}s"),
-        (0, _) => format!("{minutes}m{seconds}s"),
-        _ => format!("{hours}h{minutes}m{seconds}s"),
-    }
-}
-
 /// The scope that lets the token pull every repository of the tenancy the node may read
 /// (`repository:<namespace>/*:pull`): the kubelet caches the answer per registry.
 fn tenancy_scope(reference: &ImageReference) -> String {
@@ -123,7 +112,7 @@ pub async fn respond(request: &Request, node: &NodeCredential) -> Result<Value, 
         "apiVersion": API_VERSION,
         "kind": "CredentialProviderResponse",
         "cacheKeyType": "Registry",
-        "cacheDuration": go_duration(cache),
+        "cacheDuration": crate::pull::go_duration(cache),
         "auth": {
             registry: {"username": BEARER_USERNAME, "password": token}
         }
@@ -225,7 +214,7 @@ pub fn kubelet_config(
     ));
     out.push_str(&format!(
         "  defaultCacheDuration: {}\n",
-        go_duration(default_cache)
+        crate::pull::go_duration(default_cache)
     ));
     if !args.is_empty() {
         out.push_str("  args:\n");
@@ -241,12 +230,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_are_written_as_go_does() {
-        assert_eq!(go_duration(Duration::from_secs(240)), "4m0s");
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::from_secs(59)), "59s");
-        assert_eq!(go_duration(Duration::ZERO), "0s");
-        assert_eq!(go_duration(Duration::from_secs(3 * 3600 + 125)), "3h2m5s");
+    fn cache_durations_are_written_as_go_does() {
+        let go = crate::pull::go_duration;
+        assert_eq!(go(Duration::from_secs(240)), "4m0s");
+        assert_eq!(go(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go(Duration::from_secs(59)), "59s");
+        assert_eq!(go(Duration::ZERO), "0s");
     }
 
     #[test]
