@@ -8,124 +8,49 @@
 #[path = "support/clients.rs"]
 mod clients;
 mod common;
+#[path = "support/push.rs"]
+mod push;
 
 use std::path::Path;
 use std::process::Command;
 
 use clients::{Finished, finish};
 use common::Server;
-use minato_oci::{Algorithm, Digest};
-use minato_sign::artifact::{Descriptor, EMPTY_CONFIG, signature_manifest};
+use minato_sign::artifact::Descriptor;
 use minato_sign::{KeyAlgorithm, Payload, RootKey, SigningAlgorithm, Vault};
+use push::Pusher;
 use serde_json::{Value, json};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn sha256(bytes: &[u8]) -> String {
-    Digest::of(Algorithm::Sha256, bytes).to_string()
-}
-
-/// Plain HTTP pushes to the registry under test.
-struct Pusher {
-    http: reqwest::blocking::Client,
-    base: String,
-}
-
-impl Pusher {
-    fn blob(&self, repo: &str, bytes: &[u8]) -> String {
-        let digest = sha256(bytes);
-        let answer = self
-            .http
-            .post(format!(
-                "{}/v2/{repo}/blobs/uploads/?digest={digest}",
-                self.base
-            ))
-            .body(bytes.to_vec())
-            .send()
-            .expect("blob push");
-        assert!(
-            answer.status().is_success(),
-            "blob push: {}",
-            answer.status()
-        );
-        digest
+/// Signs `subject` (in `repo`) with `key` of `vault` and pushes the signature referrer.
+fn sign(
+    pusher: &Pusher,
+    rt: &tokio::runtime::Runtime,
+    vault: &Vault,
+    key: &str,
+    repo: &str,
+    subject: &Descriptor,
+) {
+    let payload = Payload {
+        description: String::new(),
+        image_digest: subject.digest.clone(),
+        kms_key_id: format!("acme/{key}"),
+        kms_key_version_id: format!("acme/{key}/1"),
+        metadata: String::new(),
+        region: "local".into(),
+        repository_name: repo.to_owned(),
+        signing_algorithm: SigningAlgorithm::Sha256RsaPkcsPss,
     }
-
-    fn manifest(&self, repo: &str, reference: &str, bytes: &[u8]) {
-        let answer = self
-            .http
-            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(bytes.to_vec())
-            .send()
-            .expect("manifest push");
-        assert!(
-            answer.status().is_success(),
-            "manifest push: {}",
-            answer.status()
-        );
-    }
-
-    /// Pushes a one-layer linux/amd64 image; its descriptor.
-    fn image(&self, repo: &str, tag: &str) -> Descriptor {
-        let config = format!(r#"{{"architecture":"amd64","os":"linux","salt":"{repo}"}}"#);
-        let layer = format!("layer of {repo}");
-        let config_digest = self.blob(repo, config.as_bytes());
-        let layer_digest = self.blob(repo, layer.as_bytes());
-        let manifest = json!({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layer.len()}],
-        })
-        .to_string();
-        self.manifest(repo, tag, manifest.as_bytes());
-        Descriptor {
-            media_type: OCI_MANIFEST.into(),
-            digest: sha256(manifest.as_bytes()),
-            size: manifest.len() as u64,
-        }
-    }
-
-    /// Pushes a minato signature referrer of `subject` signed by `key` of `vault`.
-    fn sign(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        vault: &Vault,
-        key: &str,
-        repo: &str,
-        subject: &Descriptor,
-    ) {
-        let payload = Payload {
-            description: String::new(),
-            image_digest: subject.digest.clone(),
-            kms_key_id: format!("acme/{key}"),
-            kms_key_version_id: format!("acme/{key}/1"),
-            metadata: String::new(),
-            region: "local".into(),
-            repository_name: repo.to_owned(),
-            signing_algorithm: SigningAlgorithm::Sha256RsaPkcsPss,
-        }
-        .to_bytes();
-        let signature = rt
-            .block_on(vault.sign(
-                "acme",
-                key,
-                None,
-                SigningAlgorithm::Sha256RsaPkcsPss,
-                &payload,
-            ))
-            .expect("sign");
-        self.blob(repo, EMPTY_CONFIG);
-        let payload_digest = self.blob(repo, &payload);
-        let manifest = signature_manifest(
-            subject,
-            &payload_digest,
-            payload.len() as u64,
-            &signature,
-            "2025-01-01T00:00:00Z",
-        );
-        self.manifest(repo, &sha256(&manifest), &manifest);
-    }
+    .to_bytes();
+    let signature = rt
+        .block_on(vault.sign(
+            "acme",
+            key,
+            None,
+            SigningAlgorithm::Sha256RsaPkcsPss,
+            &payload,
+        ))
+        .expect("sign");
+    pusher.referrer(repo, subject, &payload, &signature);
 }
 
 fn pod(name: &str, namespace: &str, image: &str, annotations: &str) -> String {
@@ -185,11 +110,11 @@ fn doctor_checks_signatures_against_the_policy() {
         http: reqwest::blocking::Client::new(),
         base: server.url(),
     };
-    let signed = pusher.image("acme/signed", "1.0");
-    pusher.sign(&rt, &vault, "release", "acme/signed", &signed);
-    pusher.image("acme/unsigned", "1.0");
-    let rogue = pusher.image("acme/rogue", "1.0");
-    pusher.sign(&rt, &vault, "rogue", "acme/rogue", &rogue);
+    let signed = pusher.image("acme/signed", "1.0", "acme/signed");
+    sign(&pusher, &rt, &vault, "release", "acme/signed", &signed);
+    pusher.image("acme/unsigned", "1.0", "acme/unsigned");
+    let rogue = pusher.image("acme/rogue", "1.0", "acme/rogue");
+    sign(&pusher, &rt, &vault, "rogue", "acme/rogue", &rogue);
 
     let signed_image = format!("{host}/acme/signed:1.0");
     let unsigned_image = format!("{host}/acme/unsigned:1.0");
