@@ -30,10 +30,9 @@ use serde_json::Value;
 use crate::cluster::{Cluster, ContainerView, NodeObject, NodePlatform, Workload};
 use crate::docker_config::DockerConfig;
 use crate::keyring::{Credential as KeyringCredential, Keyring, SourceStatus};
-use crate::login::Challenge;
 use crate::policy::{Engine, KeySpec, PodDecision, Policy};
 use crate::reference::{ImageReference, parse_error_message};
-use crate::registry_client::{ClientConfig, Credential, ErrorKind, RegistryError, Transport};
+use crate::registry_client::{Credential, ErrorKind, RegistryClient, RegistryError, Transport};
 
 /// Registry lookups run at once.
 const CONCURRENCY: usize = 16;
@@ -245,7 +244,6 @@ fn failed(error: &RegistryError) -> Answer {
 
 async fn fetch(
     transport: &Transport,
-    http: &reqwest::Client,
     reference: &ImageReference,
     credential: Option<Credential>,
 ) -> Answer {
@@ -265,13 +263,7 @@ async fn fetch(
             let mut answer = failed(&e);
             // Distribution answers MANIFEST_UNKNOWN also for a repository it does not have;
             // its tag list tells the two apart (§7.12's check).
-            if let Some(said) = unknown_repository(
-                http,
-                client.base_url(),
-                &reference.path,
-                credential.as_ref(),
-            )
-            .await
+            if let Some(said) = unknown_repository(&client, &reference.path).await
                 && let Answer::Failed { kind, evidence, .. } = &mut answer
             {
                 *kind = ErrorKind::NameUnknown;
@@ -286,8 +278,7 @@ async fn fetch(
             if e.kind() == ErrorKind::Unauthorized
                 && from_registry
                 && let Some(credential) = &credential
-                && let Some(said) =
-                    token_without_access(http, client.base_url(), &reference.path, credential).await
+                && let Some(said) = token_without_access(&client, &reference.path, credential).await
                 && let Answer::Failed { kind, evidence, .. } = &mut answer
             {
                 *kind = ErrorKind::Denied;
@@ -313,103 +304,13 @@ async fn fetch(
     }
 }
 
-/// The challenge of the registry at `base_url` (`GET /v2/` answered 401), for the follow-up
-/// checks below; `None` when it asks for no authentication or does not answer.
-async fn ping_challenge(http: &reqwest::Client, base_url: &str) -> Option<Challenge> {
-    let answer = http.get(format!("{base_url}/v2/")).send().await.ok()?;
-    if answer.status() != reqwest::StatusCode::UNAUTHORIZED {
-        return None;
+/// The registry's answer when `GET /v2/<path>/tags/list` says the repository is unknown
+/// (`NAME_UNKNOWN`); `None` for any other answer.
+async fn unknown_repository(client: &RegistryClient, path: &str) -> Option<String> {
+    match client.tags(path, 1).await {
+        Err(e) if e.kind() == ErrorKind::NameUnknown => Some(e.to_string()),
+        _ => None,
     }
-    answer
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Challenge::parse)
-}
-
-/// The JSON body of a small answer (a token, an error), read up to 64 KiB.
-async fn small_json(mut answer: reqwest::Response) -> Option<Value> {
-    const LIMIT: usize = 64 * 1024;
-    let mut body = Vec::new();
-    while let Some(chunk) = answer.chunk().await.ok()? {
-        if body.len() + chunk.len() > LIMIT {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    serde_json::from_slice(&body).ok()
-}
-
-/// A Bearer token for `scope` from the challenge's realm with `credential` (anonymous when
-/// `None`); `None` when the token endpoint refuses or answers no token.
-async fn bearer_token(
-    http: &reqwest::Client,
-    challenge: &Challenge,
-    scope: &str,
-    credential: Option<&Credential>,
-) -> Option<String> {
-    let mut realm = reqwest::Url::parse(challenge.param("realm")?).ok()?;
-    {
-        let mut query = realm.query_pairs_mut();
-        if let Some(service) = challenge.param("service") {
-            query.append_pair("service", service);
-        }
-        query.append_pair("scope", scope);
-    }
-    let mut request = http.get(realm);
-    if let Some(c) = credential {
-        request = request.basic_auth(&c.username, Some(&c.password));
-    }
-    let issued = request.send().await.ok()?;
-    if !issued.status().is_success() {
-        return None;
-    }
-    let body = small_json(issued).await?;
-    body["token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .or_else(|| body["access_token"].as_str())
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-}
-
-/// Asks `GET /v2/<path>/tags/list` (authenticating as a runtime would: Basic, or a Bearer token
-/// for `repository:<path>:pull`) and returns the registry's answer when it says the repository
-/// is unknown (`NAME_UNKNOWN`); `None` for any other answer or failure.
-async fn unknown_repository(
-    http: &reqwest::Client,
-    base_url: &str,
-    path: &str,
-    credential: Option<&Credential>,
-) -> Option<String> {
-    let url = format!("{base_url}/v2/{path}/tags/list?n=1");
-    let mut request = http.get(&url);
-    if let Some(challenge) = ping_challenge(http, base_url).await {
-        match challenge.scheme.as_str() {
-            "basic" => {
-                let c = credential?;
-                request = request.basic_auth(&c.username, Some(&c.password));
-            }
-            "bearer" => {
-                let scope = format!("repository:{path}:pull");
-                let token = bearer_token(http, &challenge, &scope, credential).await?;
-                request = request.bearer_auth(token);
-            }
-            _ => return None,
-        }
-    }
-    let answer = request.send().await.ok()?;
-    if answer.status() != reqwest::StatusCode::NOT_FOUND {
-        return None;
-    }
-    let body = small_json(answer).await?;
-    let error = &body["errors"][0];
-    (error["code"] == "NAME_UNKNOWN").then(|| {
-        format!(
-            "GET {url:?}: name unknown: {}",
-            error["message"].as_str().unwrap_or_default()
-        )
-    })
 }
 
 /// After a 401 from the registry itself (not from its token endpoint) for `credential`: asks the
@@ -418,17 +319,12 @@ async fn unknown_repository(
 /// decision (§7.11: the policy is missing), not a credential problem; returns what was found.
 /// `None` for a Basic-auth registry (there a 401 does mean wrong credentials) or any failure.
 async fn token_without_access(
-    http: &reqwest::Client,
-    base_url: &str,
+    client: &RegistryClient,
     path: &str,
     credential: &Credential,
 ) -> Option<String> {
-    let challenge = ping_challenge(http, base_url).await?;
-    if challenge.scheme != "bearer" {
-        return None;
-    }
+    let token = client.pull_token(path).await.ok()??;
     let scope = format!("repository:{path}:pull");
-    let token = bearer_token(http, &challenge, &scope, Some(credential)).await?;
     match jwt_access(&token) {
         Some(access) => {
             let grants_pull = access.as_array().is_some_and(|entries| {
@@ -520,21 +416,13 @@ pub async fn diagnose(cluster: &Cluster, options: &DoctorOptions) -> Vec<Finding
         }
     }
     let transport = Arc::new(transport);
-    let config = ClientConfig::default();
-    let http = reqwest::Client::builder()
-        .connect_timeout(config.connect_timeout)
-        .read_timeout(config.read_timeout)
-        .user_agent(config.user_agent)
-        .build()
-        .unwrap_or_default();
     let answers: HashMap<AnswerKey, Answer> = stream::iter(wanted)
         .map(|key| {
             let transport = transport.clone();
-            let http = http.clone();
             async move {
                 let reference = ImageReference::parse(&key.0).expect("planned references parse");
                 let credential = key.1.clone().map(|(u, p)| Credential::new(u, p));
-                let answer = fetch(&transport, &http, &reference, credential).await;
+                let answer = fetch(&transport, &reference, credential).await;
                 (key, answer)
             }
         })

@@ -783,6 +783,50 @@ impl RegistryClient {
         read_limited(answer, &url, limit).await
     }
 
+    /// `GET /v2/<repository>/tags/list?n=<n>`: the first tags, or the registry's refusal (a
+    /// `NAME_UNKNOWN` here tells an unknown repository from an unknown tag).
+    pub async fn tags(&self, repository: &str, n: usize) -> Result<Vec<String>, RegistryError> {
+        let url = format!("{}/v2/{repository}/tags/list?n={n}", self.inner.base_url);
+        let answer = self.get(&url, repository, &[]).await?;
+        if !answer.status().is_success() {
+            return Err(error_from_response("Get", answer).await);
+        }
+        let bytes = read_limited(answer, &url, MANIFEST_LIMIT).await?;
+        let list: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                url: url.clone(),
+                reason: format!("tag list is not JSON: {e}"),
+            })?;
+        Ok(list["tags"]
+            .as_array()
+            .map(|tags| {
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// A freshly issued Bearer token for pulling `repository` (to read what it grants);
+    /// `None` for registries that use Basic or no authentication.
+    pub async fn pull_token(&self, repository: &str) -> Result<Option<String>, RegistryError> {
+        if self
+            .inner
+            .challenge
+            .as_ref()
+            .is_none_or(|c| c.scheme != "bearer")
+        {
+            return Ok(None);
+        }
+        let scope = format!("repository:{repository}:pull");
+        let header = self.authorization(&scope, true).await?;
+        Ok(header
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::to_owned))
+    }
+
     /// `DELETE /v2/<repository>/manifests/<digest>` with a token for `delete`.
     pub async fn delete_manifest(
         &self,

@@ -685,7 +685,8 @@ fn is_timestamp(text: &str) -> bool {
 /// Go's non-fixed-width number: one or two digits.
 fn go_number(text: &str) -> Option<(u32, &str)> {
     let width = text.bytes().take(2).take_while(u8::is_ascii_digit).count();
-    (width > 0).then(|| (text[..width].parse().expect("digits"), &text[width..]))
+    let number = text.get(..width).filter(|n| !n.is_empty())?.parse().ok()?;
+    Some((number, &text[width..]))
 }
 
 /// `YYYY-M-D` with a valid month and day; returns what follows.
